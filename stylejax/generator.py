@@ -1,0 +1,124 @@
+"""The generator: generate = render(s) . styles(ws) . truncate . mapping.
+
+`Generator` is the NNX module users hold. `functional(G)` returns the same
+maps as pure functions of an explicit parameter state, for jax.jit, vmap and
+grad:
+
+    fn, params = stylejax.functional(G)
+    render = jax.jit(fn.render, static_argnames="noise_mode")
+    img = render(params, s)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+from flax import nnx
+
+from .config import GeneratorConfig
+from .mapping import MappingNetwork, truncate
+from .style_space import StyleSpace
+from .synthesis import SynthesisNetwork
+
+
+class Generator(nnx.Module):
+    def __init__(self, config: GeneratorConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.mapping_network = MappingNetwork(config, rngs=rngs)
+        self.synthesis_network = SynthesisNetwork(config, rngs=rngs)
+
+    @property
+    def space(self) -> StyleSpace:
+        return self.synthesis_network.space
+
+    @property
+    def num_ws(self) -> int:
+        return self.config.num_ws
+
+    @property
+    def w_avg(self) -> jnp.ndarray:
+        return self.mapping_network.w_avg[...]
+
+    # ---- the four maps -------------------------------------------------------
+    def mapping(self, z, c=None, psi=1.0, cutoff=None) -> jnp.ndarray:
+        """z [B, z_dim], c [B, c_dim] or None -> ws [B, num_ws, w_dim]."""
+        return self.mapping_network(z, c, psi, cutoff)
+
+    def truncate(self, ws, psi=1.0, cutoff=None) -> jnp.ndarray:
+        """Truncate external latents: W [B, w_dim] or W+ [B, num_ws, w_dim] -> W+."""
+        return truncate(self.broadcast(ws), self.w_avg, psi, cutoff)
+
+    def broadcast(self, ws) -> jnp.ndarray:
+        """W [B, w_dim] -> W+ [B, num_ws, w_dim]; W+ is checked and returned."""
+        w_dim = self.config.w_dim
+        if ws.ndim == 2 and ws.shape[1] == w_dim:
+            return jnp.broadcast_to(ws[:, None], (ws.shape[0], self.num_ws, w_dim))
+        if ws.ndim == 3 and ws.shape[1:] == (self.num_ws, w_dim):
+            return ws
+        raise ValueError(
+            f"latents must be W [B, {w_dim}] or W+ [B, {self.num_ws}, {w_dim}], got {tuple(ws.shape)}"
+        )
+
+    def styles(self, ws) -> jnp.ndarray:
+        """W [B, w_dim] or W+ [B, num_ws, w_dim] -> s [B, D_S] (raw affine outputs)."""
+        return self.synthesis_network.styles(self.broadcast(ws))
+
+    def render(self, s, noise_mode="const", key=None, noise=None) -> jnp.ndarray:
+        """s [B, D_S] -> images [B, H, W, C] (float32, raw range).
+
+        noise_mode: "const" (the stored buffers), "random" (needs `key`),
+        "none", or "explicit" (needs `noise`: conv layer name -> [B, R, R] or [R, R]).
+        """
+        return self.synthesis_network(s, noise_mode, key, noise)
+
+    def render_blocks(self, s, noise_mode="const", key=None, noise=None):
+        """s [B, D_S] -> [(x [B, R, R, C_R], img [B, R, R, C]) per block], for analyses."""
+        return self.synthesis_network.blocks(s, noise_mode, key, noise)
+
+    def __call__(self, z, c=None, psi=1.0, cutoff=None, noise_mode="const", key=None, noise=None):
+        """z [B, z_dim] -> images [B, H, W, C]."""
+        return self.render(self.styles(self.mapping(z, c, psi, cutoff)), noise_mode, key, noise)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorFn:
+    """Pure forms of the generator's maps: each takes the parameter state first.
+
+    Hashable and static, so it can be closed over or passed as a static argument;
+    the parameters always travel as an explicit argument.
+    """
+
+    graphdef: nnx.GraphDef
+
+    def module(self, params) -> Generator:
+        return nnx.merge(self.graphdef, params)
+
+    def mapping(self, params, z, c=None, psi=1.0, cutoff=None):
+        return self.module(params).mapping(z, c, psi, cutoff)
+
+    def truncate(self, params, ws, psi=1.0, cutoff=None):
+        return self.module(params).truncate(ws, psi, cutoff)
+
+    def styles(self, params, ws):
+        return self.module(params).styles(ws)
+
+    def render(self, params, s, noise_mode="const", key=None, noise=None):
+        return self.module(params).render(s, noise_mode, key, noise)
+
+    def render_blocks(self, params, s, noise_mode="const", key=None, noise=None):
+        return self.module(params).render_blocks(s, noise_mode, key, noise)
+
+    def generate(self, params, z, c=None, psi=1.0, cutoff=None, noise_mode="const", key=None, noise=None):
+        return self.module(params)(z, c, psi, cutoff, noise_mode, key, noise)
+
+
+def functional(G: Generator) -> tuple[GeneratorFn, nnx.State]:
+    """Split a generator into its pure maps and its parameter state."""
+    graphdef, params = nnx.split(G)
+    return GeneratorFn(graphdef), params
+
+
+def abstract_generator(config: GeneratorConfig) -> Generator:
+    """A generator of ShapeDtypeStructs: the parameter tree without computing it."""
+    return nnx.eval_shape(lambda: Generator(config, rngs=nnx.Rngs(0)))
