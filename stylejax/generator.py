@@ -1,8 +1,9 @@
 """The generator: generate = render(s) . styles(ws) . truncate . mapping.
 
-`Generator` is the NNX module users hold. `functional(G)` returns the same
-maps as pure functions of an explicit parameter state, for jax.jit, vmap and
-grad:
+`Generator` is the NNX module users hold; its public methods run compiled
+(one cached XLA program per method and input shape). `functional(G)` returns
+the same maps as pure functions of an explicit parameter state, for jax.jit,
+vmap and grad in user code:
 
     fn, params = stylejax.functional(G)
     render = jax.jit(fn.render, static_argnames="noise_mode")
@@ -12,12 +13,14 @@ grad:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from .config import GeneratorConfig
-from .mapping import MappingNetwork, truncate
+from .mapping import MappingNetwork, check_psi, truncate
 from .style_space import StyleSpace
 from .synthesis import SynthesisNetwork
 
@@ -40,14 +43,37 @@ class Generator(nnx.Module):
     def w_avg(self) -> jnp.ndarray:
         return self.mapping_network.w_avg[...]
 
-    # ---- the four maps -------------------------------------------------------
+    # ---- the four maps (compiled) ---------------------------------------------
     def mapping(self, z, c=None, psi=1.0, cutoff=None) -> jnp.ndarray:
         """z [B, z_dim], c [B, c_dim] or None -> ws [B, num_ws, w_dim]."""
-        return self.mapping_network(z, c, psi, cutoff)
+        check_psi(psi)
+        return self._compiled("_mapping", z, c, psi, cutoff=cutoff)
 
     def truncate(self, ws, psi=1.0, cutoff=None) -> jnp.ndarray:
         """Truncate external latents: W [B, w_dim] or W+ [B, num_ws, w_dim] -> W+."""
-        return truncate(self.broadcast(ws), self.w_avg, psi, cutoff)
+        check_psi(psi)
+        return self._compiled("_truncate", ws, psi, cutoff=cutoff)
+
+    def styles(self, ws) -> jnp.ndarray:
+        """W [B, w_dim] or W+ [B, num_ws, w_dim] -> s [B, D_S] (raw affine outputs)."""
+        return self._compiled("_styles", ws)
+
+    def render(self, s, noise_mode="const", key=None, noise=None) -> jnp.ndarray:
+        """s [B, D_S] -> images [B, H, W, C] (float32, raw range).
+
+        noise_mode: "const" (the stored buffers), "random" (needs `key`),
+        "none", or "explicit" (needs `noise`: conv layer name -> [B, R, R] or [R, R]).
+        """
+        return self._compiled("_render", s, key, noise, noise_mode=noise_mode)
+
+    def render_blocks(self, s, noise_mode="const", key=None, noise=None):
+        """s [B, D_S] -> [(x [B, R, R, C_R], img [B, R, R, C]) per block], for analyses."""
+        return self._compiled("_render_blocks", s, key, noise, noise_mode=noise_mode)
+
+    def __call__(self, z, c=None, psi=1.0, cutoff=None, noise_mode="const", key=None, noise=None):
+        """z [B, z_dim] -> images [B, H, W, C]."""
+        check_psi(psi)
+        return self._compiled("_generate", z, c, psi, key, noise, cutoff=cutoff, noise_mode=noise_mode)
 
     def broadcast(self, ws) -> jnp.ndarray:
         """W [B, w_dim] -> W+ [B, num_ws, w_dim]; W+ is checked and returned."""
@@ -60,25 +86,33 @@ class Generator(nnx.Module):
             f"latents must be W [B, {w_dim}] or W+ [B, {self.num_ws}, {w_dim}], got {tuple(ws.shape)}"
         )
 
-    def styles(self, ws) -> jnp.ndarray:
-        """W [B, w_dim] or W+ [B, num_ws, w_dim] -> s [B, D_S] (raw affine outputs)."""
+    # ---- traceable implementations ---------------------------------------------
+    def _mapping(self, z, c, psi, cutoff=None):
+        return self.mapping_network(z, c, psi, cutoff)
+
+    def _truncate(self, ws, psi, cutoff=None):
+        return truncate(self.broadcast(ws), self.w_avg, psi, cutoff)
+
+    def _styles(self, ws):
         return self.synthesis_network.styles(self.broadcast(ws))
 
-    def render(self, s, noise_mode="const", key=None, noise=None) -> jnp.ndarray:
-        """s [B, D_S] -> images [B, H, W, C] (float32, raw range).
-
-        noise_mode: "const" (the stored buffers), "random" (needs `key`),
-        "none", or "explicit" (needs `noise`: conv layer name -> [B, R, R] or [R, R]).
-        """
+    def _render(self, s, key, noise, noise_mode="const"):
         return self.synthesis_network(s, noise_mode, key, noise)
 
-    def render_blocks(self, s, noise_mode="const", key=None, noise=None):
-        """s [B, D_S] -> [(x [B, R, R, C_R], img [B, R, R, C]) per block], for analyses."""
+    def _render_blocks(self, s, key, noise, noise_mode="const"):
         return self.synthesis_network.blocks(s, noise_mode, key, noise)
 
-    def __call__(self, z, c=None, psi=1.0, cutoff=None, noise_mode="const", key=None, noise=None):
-        """z [B, z_dim] -> images [B, H, W, C]."""
-        return self.render(self.styles(self.mapping(z, c, psi, cutoff)), noise_mode, key, noise)
+    def _generate(self, z, c, psi, key, noise, cutoff=None, noise_mode="const"):
+        return self._render(self._styles(self._mapping(z, c, psi, cutoff)), key, noise, noise_mode)
+
+    def _compiled(self, method, *args, **static):
+        graphdef, state = nnx.split(self)
+        return _apply(graphdef, method, state, *args, **static)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1), static_argnames=("cutoff", "noise_mode"))
+def _apply(graphdef, method, state, *args, **static):
+    return getattr(nnx.merge(graphdef, state), method)(*args, **static)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,22 +129,25 @@ class GeneratorFn:
         return nnx.merge(self.graphdef, params)
 
     def mapping(self, params, z, c=None, psi=1.0, cutoff=None):
-        return self.module(params).mapping(z, c, psi, cutoff)
+        check_psi(psi)
+        return self.module(params)._mapping(z, c, psi, cutoff)
 
     def truncate(self, params, ws, psi=1.0, cutoff=None):
-        return self.module(params).truncate(ws, psi, cutoff)
+        check_psi(psi)
+        return self.module(params)._truncate(ws, psi, cutoff)
 
     def styles(self, params, ws):
-        return self.module(params).styles(ws)
+        return self.module(params)._styles(ws)
 
     def render(self, params, s, noise_mode="const", key=None, noise=None):
-        return self.module(params).render(s, noise_mode, key, noise)
+        return self.module(params)._render(s, key, noise, noise_mode)
 
     def render_blocks(self, params, s, noise_mode="const", key=None, noise=None):
-        return self.module(params).render_blocks(s, noise_mode, key, noise)
+        return self.module(params)._render_blocks(s, key, noise, noise_mode)
 
     def generate(self, params, z, c=None, psi=1.0, cutoff=None, noise_mode="const", key=None, noise=None):
-        return self.module(params)(z, c, psi, cutoff, noise_mode, key, noise)
+        check_psi(psi)
+        return self.module(params)._generate(z, c, psi, key, noise, cutoff, noise_mode)
 
 
 def functional(G: Generator) -> tuple[GeneratorFn, nnx.State]:

@@ -18,6 +18,12 @@ def normalize_2nd_moment(x: jnp.ndarray) -> jnp.ndarray:
     return x * jnp.reciprocal(jnp.sqrt(jnp.mean(jnp.square(x), axis=1, keepdims=True) + NORMALIZE_EPS))
 
 
+def check_psi(psi) -> None:
+    """Reject a concrete psi outside PSI_RANGE (traced values pass unchecked)."""
+    if isinstance(psi, (int, float)) and not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
+        raise ValueError(f"truncation psi must lie in {list(PSI_RANGE)}, got {psi}")
+
+
 def truncate(ws: jnp.ndarray, w_avg: jnp.ndarray, psi=1.0, cutoff: int | None = None) -> jnp.ndarray:
     """ws [B, num_ws, w_dim] pulled towards w_avg [w_dim]: w_avg + psi (ws - w_avg).
 
@@ -25,8 +31,7 @@ def truncate(ws: jnp.ndarray, w_avg: jnp.ndarray, psi=1.0, cutoff: int | None = 
     does (from the far end when psi >= 0.5), which reproduces official outputs
     bit for bit.
     """
-    if isinstance(psi, (int, float)) and not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
-        raise ValueError(f"truncation psi must lie in {list(PSI_RANGE)}, got {psi}")
+    check_psi(psi)
     psi = jnp.asarray(psi, ws.dtype)
     diff = ws - w_avg
     out = jnp.where(psi < 0.5, w_avg + psi * diff, ws - diff * (1 - psi))

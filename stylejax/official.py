@@ -114,7 +114,7 @@ def params_from_state_dict(cfg: GeneratorConfig, state_dict: Mapping[str, np.nda
     Strict both ways: every parameter filled, every entry used (the fixed
     resample filters are checked and dropped), every shape checked.
     """
-    abstract = nnx.state(abstract_generator(cfg)).to_pure_dict()
+    abstract = nnx.to_pure_dict(nnx.state(abstract_generator(cfg)))
     table = rules(cfg)
     filters = resample_filter_keys(cfg)
     missing, bad_shape = [], []
