@@ -47,8 +47,8 @@ TORGB = Transform(  # [O, I, 1, 1] <-> [I, O]
 @dataclasses.dataclass(frozen=True)
 class Rule:
     key: str  # official state dict key
-    path: tuple[str, ...]  # stylejax parameter path
-    transform: Transform
+    path: tuple[str, ...] | None  # stylejax parameter path; None: the fixed FIR filter buffer
+    transform: Transform = SAME
 
 
 class StateDictMismatch(ValueError):
@@ -56,44 +56,39 @@ class StateDictMismatch(ValueError):
 
 
 def rules(cfg: GeneratorConfig) -> list[Rule]:
-    """Every official generator entry except the fixed resample filters, in state dict order."""
+    """Every official generator entry, in official state dict order.
+
+    Per module the official order is its parameters, its buffers, then its
+    children. The `resample_filter` buffers hold a constant that stylejax
+    does not store: they map to no path and are checked on the way in.
+    """
     table: list[Rule] = []
 
-    def dense(key, path, matrix=MATRIX):
-        table.append(Rule(f"{key}.weight", (*path, "weight"), matrix))
-        table.append(Rule(f"{key}.bias", (*path, "bias"), SAME))
+    def dense(key, path):
+        table.append(Rule(f"{key}.weight", (*path, "weight"), MATRIX))
+        table.append(Rule(f"{key}.bias", (*path, "bias")))
 
     for res in cfg.block_resolutions:
-        blk = ("synthesis_network", f"b{res}")
-        key = f"synthesis.b{res}"
+        blk, key = ("synthesis_network", f"b{res}"), f"synthesis.b{res}"
         if res == 4:
             table.append(Rule(f"{key}.const", (*blk, "const"), CONST))
-        convs = ("conv1",) if res == 4 else ("conv0", "conv1")
-        for conv in convs:
+        table.append(Rule(f"{key}.resample_filter", None))
+        for conv in ("conv1",) if res == 4 else ("conv0", "conv1"):
             table.append(Rule(f"{key}.{conv}.weight", (*blk, conv, "weight"), CONV))
-            table.append(Rule(f"{key}.{conv}.noise_strength", (*blk, conv, "noise_strength"), SAME))
-            table.append(Rule(f"{key}.{conv}.bias", (*blk, conv, "bias"), SAME))
-            table.append(Rule(f"{key}.{conv}.noise_const", (*blk, conv, "noise_const"), SAME))
+            table.append(Rule(f"{key}.{conv}.noise_strength", (*blk, conv, "noise_strength")))
+            table.append(Rule(f"{key}.{conv}.bias", (*blk, conv, "bias")))
+            table.append(Rule(f"{key}.{conv}.resample_filter", None))
+            table.append(Rule(f"{key}.{conv}.noise_const", (*blk, conv, "noise_const")))
             dense(f"{key}.{conv}.affine", (*blk, conv, "affine"))
         table.append(Rule(f"{key}.torgb.weight", (*blk, "torgb", "weight"), TORGB))
-        table.append(Rule(f"{key}.torgb.bias", (*blk, "torgb", "bias"), SAME))
+        table.append(Rule(f"{key}.torgb.bias", (*blk, "torgb", "bias")))
         dense(f"{key}.torgb.affine", (*blk, "torgb", "affine"))
+    table.append(Rule("mapping.w_avg", ("mapping_network", "w_avg")))
     if cfg.c_dim:
         dense("mapping.embed", ("mapping_network", "embed"))
     for i in range(cfg.mapping.num_layers):
         dense(f"mapping.fc{i}", ("mapping_network", f"fc{i}"))
-    table.append(Rule("mapping.w_avg", ("mapping_network", "w_avg"), SAME))
     return table
-
-
-def resample_filter_keys(cfg: GeneratorConfig) -> list[str]:
-    """Official buffers that hold the fixed FIR filter (ignored, but checked)."""
-    keys = []
-    for res in cfg.block_resolutions:
-        keys.append(f"synthesis.b{res}.resample_filter")
-        convs = ("conv1",) if res == 4 else ("conv0", "conv1")
-        keys += [f"synthesis.b{res}.{c}.resample_filter" for c in convs]
-    return keys
 
 
 def _get(tree, path):
@@ -111,46 +106,46 @@ def _set(tree, path, value):
 def params_from_state_dict(cfg: GeneratorConfig, state_dict: Mapping[str, np.ndarray]) -> dict:
     """Official state dict -> stylejax pure parameter dict (numpy, float32).
 
-    Strict both ways: every parameter filled, every entry used (the fixed
-    resample filters are checked and dropped), every shape checked.
+    Strict both ways: every entry of the table present, no entry outside it,
+    every shape checked; all problems are reported in one error.
     """
     abstract = nnx.to_pure_dict(nnx.state(abstract_generator(cfg)))
     table = rules(cfg)
-    filters = resample_filter_keys(cfg)
-    missing, bad_shape = [], []
+    fir = official_resample_filter()
+    missing, bad = [], []
     out: dict = {}
     for rule in table:
         if rule.key not in state_dict:
             missing.append(rule.key)
             continue
         value = np.asarray(state_dict[rule.key], np.float32)
-        expected = _get(abstract, rule.path).shape
-        expected_official = rule.transform.to_official(np.empty(expected, np.float32)).shape
-        if value.shape != expected_official:
-            bad_shape.append(f"{rule.key}: {value.shape} (expected {expected_official})")
+        if rule.path is None:
+            if value.shape != fir.shape or not np.allclose(value, fir, rtol=0, atol=1e-7):
+                bad.append(f"{rule.key}: not the [1, 3, 3, 1] filter this port implements")
             continue
-        _set(out, rule.path, np.ascontiguousarray(rule.transform.to_ours(value)))
-    reference_filter = official_resample_filter()
-    for key in filters:
-        if key in state_dict and not np.allclose(state_dict[key], reference_filter, atol=1e-7):
-            bad_shape.append(f"{key}: not the [1, 3, 3, 1] filter this port implements")
-    known = {r.key for r in table} | set(filters)
-    unexpected = sorted(set(state_dict) - known)
-    if missing or unexpected or bad_shape:
+        expected = rule.transform.to_official(np.empty(_get(abstract, rule.path).shape, np.float32)).shape
+        if value.shape != expected:
+            bad.append(f"{rule.key}: {value.shape} (expected {expected})")
+            continue
+        _set(out, rule.path, np.array(rule.transform.to_ours(value), np.float32, order="C"))
+    unexpected = sorted(set(state_dict) - {r.key for r in table})
+    if missing or unexpected or bad:
         raise StateDictMismatch(
             "state dict does not match the generator config: "
-            f"missing {missing}; unexpected {unexpected}; mis-shaped {bad_shape}"
+            f"missing {missing}; unexpected {unexpected}; mis-shaped {bad}"
         )
     return out
 
 
 def state_dict_from_params(cfg: GeneratorConfig, params: Mapping) -> "OrderedDict[str, np.ndarray]":
-    """stylejax pure parameter dict -> official state dict (filters included)."""
+    """stylejax pure parameter dict -> official state dict, in official order."""
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for rule in rules(cfg):
-        out[rule.key] = np.ascontiguousarray(rule.transform.to_official(np.asarray(_get(params, rule.path))))
-    for key in resample_filter_keys(cfg):
-        out[key] = official_resample_filter()
+        if rule.path is None:
+            out[rule.key] = official_resample_filter()
+        else:
+            value = np.asarray(_get(params, rule.path), np.float32)
+            out[rule.key] = np.array(rule.transform.to_official(value), np.float32, order="C")
     return out
 
 
