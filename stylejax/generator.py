@@ -96,8 +96,8 @@ class Generator(nnx.Module):
     def _styles(self, ws):
         return self.synthesis_network.styles(self.broadcast(ws))
 
-    def _render(self, s, key, noise, noise_mode="const"):
-        return self.synthesis_network(s, noise_mode, key, noise)
+    def _render(self, s, key, noise, noise_mode="const", remat=False):
+        return self.synthesis_network(s, noise_mode, key, noise, remat)
 
     def _render_blocks(self, s, key, noise, noise_mode="const"):
         return self.synthesis_network.blocks(s, noise_mode, key, noise)
@@ -139,8 +139,9 @@ class GeneratorFn:
     def styles(self, params, ws):
         return self.module(params)._styles(ws)
 
-    def render(self, params, s, noise_mode="const", key=None, noise=None):
-        return self.module(params)._render(s, key, noise, noise_mode)
+    def render(self, params, s, noise_mode="const", key=None, noise=None, remat=False):
+        """remat: rematerialise block activations in the backward pass (less memory)."""
+        return self.module(params)._render(s, key, noise, noise_mode, remat)
 
     def render_blocks(self, params, s, noise_mode="const", key=None, noise=None):
         return self.module(params)._render_blocks(s, key, noise, noise_mode)

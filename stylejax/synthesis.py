@@ -137,8 +137,12 @@ class SynthesisNetwork(nnx.Module):
             }
         return _check_explicit_noise(noise, convs, batch)
 
-    def blocks(self, s, noise_mode="const", key=None, noise=None):
-        """s [B, D_S] -> [(x [B, R, R, C_R], img [B, R, R, 3]) for every block]."""
+    def blocks(self, s, noise_mode="const", key=None, noise=None, remat=False):
+        """s [B, D_S] -> [(x [B, R, R, C_R], img [B, R, R, 3]) for every block].
+
+        remat: recompute each block's activations in the backward pass instead
+        of storing them (jax.checkpoint), trading compute for memory.
+        """
         self.space.check(s)
         per_layer = self.space.unflatten(s)
         noises = self.noise_inputs(s.shape[0], noise_mode, key, noise)
@@ -148,13 +152,16 @@ class SynthesisNetwork(nnx.Module):
             prefix = f"b{res}."
             styles = {k[len(prefix):]: v for k, v in per_layer.items() if k.startswith(prefix)}
             block_noise = {k[len(prefix):]: v for k, v in noises.items() if k.startswith(prefix)}
-            x, img = self.block(res)(x, img, styles, block_noise)
+            block = self.block(res)
+            if remat:
+                block = jax.checkpoint(lambda *a, block=block: block(*a))
+            x, img = block(x, img, styles, block_noise)
             out.append((x, img))
         return out
 
-    def __call__(self, s, noise_mode="const", key=None, noise=None):
+    def __call__(self, s, noise_mode="const", key=None, noise=None, remat=False):
         """s [B, D_S] -> images [B, H, W, C], raw range (about [-1, 1] for trained models)."""
-        return self.blocks(s, noise_mode, key, noise)[-1][1]
+        return self.blocks(s, noise_mode, key, noise, remat)[-1][1]
 
 
 def _check_explicit_noise(noise: Mapping, convs, batch) -> dict[str, jnp.ndarray]:
