@@ -78,6 +78,9 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
         cells = []
         for k, _ in columns:
             v = r.get(k, "")
-            cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
+            if isinstance(v, float):
+                cells.append(f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
+            else:
+                cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
