@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from .intervention import InterventionConfig
 import traceback
 from pathlib import Path
 
@@ -63,6 +65,110 @@ def cmd_generate(args) -> None:
     _console().print(f"wrote {len(seeds)} images to {out}")
 
 
+def _progress(description: str):
+    """A rich progress bar as a (done, total) callback; use as a context manager."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=_console())
+    task = bar.add_task(description, total=None)
+
+    class Callback:
+        def __enter__(self):
+            bar.start()
+            return self
+
+        def __exit__(self, *exc):
+            bar.stop()
+
+        def __call__(self, done, total):
+            bar.update(task, completed=done, total=total)
+
+    return Callback()
+
+
+def cmd_sample(args) -> None:
+    from .checkpoint import load
+    from .sampling import sample_codes
+
+    G = load(args.checkpoint)
+    with _progress("sampling") as progress:
+        sample_codes(G, args.out, args.n, psi=args.psi, cutoff=args.cutoff, seed=args.seed, chunk=args.chunk,
+                     dtype=args.dtype, images=args.images, progress=progress)
+    _console().print(f"{args.n} codes (D_S = {G.space.dim}) in {args.out}")
+
+
+def cmd_fit_directions(args) -> None:
+    from .directions import Directions, FitConfig, fit_directions
+    from .labels import load_labels
+    from .sampling import Codes
+
+    codes = Codes(args.codes)
+    names = args.attributes.split(",") if args.attributes else None
+    labels = load_labels(args.labels, len(codes), names if args.labels.endswith(".npy") else None)
+    attributes = names or labels.names
+    for a in attributes:
+        labels.column(a)  # unknown names fail here, before any compute
+    out = Directions.open_or_new(args.out, codes.meta["generator"])
+    config = FitConfig(ratio=args.ratio, threshold=args.threshold, sparsity=args.sparsity,
+                       sparse_method=args.sparse_method, seed=args.seed)
+    _console().print(f"fitting {len(attributes)} attribute(s) in {args.space.upper()} on {len(codes)} codes")
+    fitted = fit_directions(codes, labels, args.space, attributes, config)
+    out.mean, out.std = codes.mean, codes.std
+    for d in fitted:
+        out.add(d)
+    out.save(args.out)
+    from rich.table import Table
+
+    table = Table("attribute", "space", "train acc", "val acc", "dense val acc", "non-zero", "C")
+    for d in fitted:
+        r = d.report
+        table.add_row(d.attribute, d.space, f"{r['train_acc']:.3f}", f"{r['val_acc']:.3f}",
+                      f"{r['dense_val_acc']:.3f}", f"{r['nnz']}/{r['dim']}", f"{r['C']:g}")
+    _console().print(table)
+    _console().print(f"saved to {args.out}")
+
+
+def cmd_edit(args) -> None:
+    from .checkpoint import load
+    from .directions import Directions
+    from .edit_job import EditJob, EditSpec, faces_from_latents, faces_from_seeds
+    from .intervention import InterventionConfig
+    from .latents import load_latents, parse_seeds
+
+    if (args.seeds is None) == (args.latents is None):
+        raise ValueError("give exactly one of --seeds and --latents")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    G = load(args.checkpoint)
+    directions = Directions.load(args.directions)
+    if seeds is not None:
+        faces = faces_from_seeds(seeds, G.config.z_dim)
+    else:
+        faces = faces_from_latents(load_latents(args.latents, G.config.w_dim, G.num_ws))
+    spec = EditSpec(args.attribute, alpha=args.alpha, alpha_z=args.alpha_z, translation=args.translation,
+                    psi=args.psi)
+    config = InterventionConfig(steps=args.steps, learning_rate=args.lr, w_pix=args.w_pix,
+                                w_attr=args.w_attr, w_reg=args.w_reg, granularity=args.granularity,
+                                project=args.project, remat=args.remat)
+    pid, count = args.process_index, args.process_count
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+        pid, count = jax.process_index(), jax.process_count()
+    job = EditJob(G, directions, spec, faces, args.mask, args.out, config, batch=args.batch,
+                  process_index=pid, process_count=count)
+    skipped = len(range(pid, len(faces.keys), count)) - len(job.todo)
+    if skipped:
+        _console().print(f"resuming: {skipped} faces already done")
+    with _progress(f"editing {args.attribute}") as progress:
+        summary = job.run(progress)
+    if summary:
+        means = ", ".join(f"{k} {v:.4g}" for k, v in summary["metrics_mean"].items())
+        _console().print(f"{summary['faces_done']}/{summary['faces_total']} faces in {args.out}; "
+                         f"flagged {len(summary['flagged'])}; mean {means}")
+
+
 def _add_checkpoint(p):
     p.add_argument("--checkpoint", required=True, help="checkpoint directory or bundled model name (toyfaces)")
 
@@ -91,6 +197,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="also write grid.png")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("sample", help="sample z, w and style codes with S statistics (resumable)")
+    _add_checkpoint(p)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--psi", type=float, default=0.7)
+    p.add_argument("--cutoff", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk", type=int, default=1000, help="samples per chunk (the unit of resumption)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="storage of S codes")
+    p.add_argument("--images", type=int, default=0, metavar="PX", help="also write PX-sized thumbnails")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("fit-directions", help="fit linear SVM attribute directions (many attributes at once)")
+    p.add_argument("--codes", required=True, help="folder written by `stylejax sample`")
+    p.add_argument("--labels", required=True, help="CSV (index, attr...) or .npy scores")
+    p.add_argument("--attributes", help="comma-separated subset (or the names of .npy columns)")
+    p.add_argument("--space", default="s", choices=["s", "z", "w"])
+    p.add_argument("--ratio", type=float, default=0.02, help="top/bottom fraction of scores kept")
+    p.add_argument("--threshold", type=float, default=None, help="label all samples by score > threshold")
+    p.add_argument("--sparsity", type=float, default=None, help="S only: fraction of channels kept, e.g. 0.05")
+    p.add_argument("--sparse-method", default="l1", choices=["l1", "topk"])
+    p.add_argument("--seed", type=int, default=0, help="train/validation split")
+    p.add_argument("--out", required=True, help="directions .npz (entries are merged into an existing file)")
+    p.set_defaults(func=cmd_fit_directions)
+
+    p = sub.add_parser("edit", help="style intervention on a batch of faces (resumable)")
+    _add_checkpoint(p)
+    p.add_argument("--directions", required=True)
+    p.add_argument("--attribute", required=True)
+    p.add_argument("--seeds", help="e.g. 0-255")
+    p.add_argument("--latents", help=".npy of W [N, w_dim] or W+ [N, num_ws, w_dim] (needs --translation w)")
+    p.add_argument("--mask", required=True, help="PNG (shared), folder of <key>.png, .npy, or 'auto'")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--psi", type=float, default=0.7)
+    p.add_argument("--alpha", type=float, default=3.0, help="S translation strength (std units)")
+    p.add_argument("--alpha-z", type=float, default=3.0, help="Z/W translation strength")
+    p.add_argument("--translation", default="z", choices=["z", "w"])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--w-pix", type=float, default=InterventionConfig.w_pix)
+    p.add_argument("--w-attr", type=float, default=InterventionConfig.w_attr)
+    p.add_argument("--w-reg", type=float, default=InterventionConfig.w_reg)
+    p.add_argument("--granularity", default="channel", choices=["channel", "layer", "scalar"])
+    p.add_argument("--project", action="store_true", help="keep lam in [0, 1]")
+    p.add_argument("--remat", action="store_true", help="rematerialise synthesis blocks (less memory)")
+    p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
+    p.add_argument("--process-index", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--process-count", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_edit)
     return ap
 
 

@@ -63,6 +63,14 @@ class GeneratorConfig:
             raise ConfigError(f"c_dim must be >= 0, got {self.c_dim}")
         if self.mapping.num_layers < 1:
             raise ConfigError("mapping.num_layers must be >= 1")
+        # Spell the defaults out so equal networks have equal configs.
+        if self.mapping.layer_features is None or (self.c_dim and self.mapping.embed_features is None):
+            filled = dataclasses.replace(
+                self.mapping,
+                layer_features=self.mapping.layer_features or self.w_dim,
+                embed_features=(self.mapping.embed_features or self.w_dim) if self.c_dim else None,
+            )
+            object.__setattr__(self, "mapping", filled)
         if self.synthesis.architecture != "skip":
             raise ConfigError(
                 f"synthesis architecture {self.synthesis.architecture!r} is not supported "

@@ -1,0 +1,174 @@
+"""The resumable batch edit job behind `stylejax edit`.
+
+For every face (a seed, or a row of an external W / W+ latent file) it writes
+
+    <key>_original.png, <key>_edited.png
+    <key>.npz     lam, s (original), s_edit, loss_history, flagged and the metrics
+
+each atomically, the `.npz` last: a face counts as done when its `.npz`
+exists, so a restarted job skips it. At the end `grid.png` (originals over
+edits) and `summary.json` are written from the files on disk.
+
+Several hosts: run the same command under `jax.distributed` (or pass
+process_index / process_count); process i takes the faces whose position in
+the face list is i modulo the process count. Each process writes only its own
+faces; process 0 writes the summary of what is complete when it finishes, and
+rerunning the command once all processes are done rewrites it for all faces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from .directions import Directions
+from .generator import Generator, functional
+from .images import grid, save_png, to_uint8
+from .intervention import InterventionConfig, Result, intervene
+from .masks import footprint_mask, load_masks
+from .sampling import identity, write_json_atomic
+from .translations import s_translation, w_translation, z_translation
+
+
+@dataclasses.dataclass(frozen=True)
+class EditSpec:
+    attribute: str
+    alpha: float = 3.0  # S translation strength, in std units of S
+    alpha_z: float = 3.0  # Z (or W) translation strength
+    translation: str = "z"  # "z" or "w": the realistic translation ds_z comes from this space
+    psi: float = 0.7
+    cutoff: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Faces:
+    """Faces to edit: `keys` name them; either seeds (z) or external latents (W / W+)."""
+
+    keys: list[str]
+    z: np.ndarray | None = None  # [N, z_dim]
+    ws: np.ndarray | None = None  # [N, w_dim] or [N, num_ws, w_dim], already final (no truncation)
+
+
+def faces_from_seeds(seeds: list[int], z_dim: int) -> Faces:
+    from .latents import z_from_seeds
+
+    return Faces([f"seed{s:05d}" for s in seeds], z=z_from_seeds(seeds, z_dim))
+
+
+def faces_from_latents(ws: np.ndarray) -> Faces:
+    return Faces([f"latent{i:05d}" for i in range(len(ws))], ws=ws)
+
+
+class EditJob:
+    """Everything validated up front; `run()` does the compute."""
+
+    def __init__(self, G: Generator, directions: Directions, spec: EditSpec, faces: Faces, mask, out,
+                 config: InterventionConfig = InterventionConfig(), batch: int = 16,
+                 process_index: int = 0, process_count: int = 1):
+        directions.check_generator(identity(G))
+        self.d_s = directions.get(spec.attribute, "s")
+        if spec.translation not in ("z", "w"):
+            raise ValueError(f"translation must be 'z' or 'w', got {spec.translation!r}")
+        if faces.ws is not None and spec.translation == "z":
+            raise ValueError("external W/W+ latents can only be edited with a W translation (translation='w')")
+        self.d_z = directions.get(spec.attribute, spec.translation)
+        if directions.std is None:
+            raise ValueError("the directions file has no S statistics (fit an 's' direction first)")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        res = G.config.img_resolution
+        self.auto_mask = isinstance(mask, str) and mask == "auto"
+        self.mask = None if self.auto_mask else load_masks(mask, res, keys=faces.keys)
+        self.G, self.directions, self.spec, self.faces, self.config, self.batch = G, directions, spec, faces, config, batch
+        self.out = Path(out)
+        mine = list(range(process_index, len(faces.keys), process_count))
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.todo = [i for i in mine if not (self.out / f"{faces.keys[i]}.npz").exists()]
+        self.process_index = process_index
+
+    def _styles(self, idx):
+        fn, params = functional(self.G)
+        spec = self.spec
+        sigma = jnp.asarray(self.directions.std)
+        if self.faces.z is not None:
+            z = jnp.asarray(self.faces.z[idx])
+            ws = fn.mapping(params, z)
+            ws_t = fn.truncate(params, ws, spec.psi, spec.cutoff)
+            if spec.translation == "z":
+                ds_z = z_translation(fn, params, z, self.d_z.normal, spec.alpha_z, psi=spec.psi, cutoff=spec.cutoff)
+            else:
+                shifted = fn.truncate(params, ws + spec.alpha_z * jnp.asarray(self.d_z.normal), spec.psi, spec.cutoff)
+                ds_z = fn.styles(params, shifted) - fn.styles(params, ws_t)
+        else:
+            ws_t = jnp.asarray(self.faces.ws[idx])
+            ds_z = w_translation(fn, params, ws_t, self.d_z.normal, spec.alpha_z)
+        s = fn.styles(params, ws_t)
+        ds_n = s_translation(self.d_s.normal, sigma, spec.alpha)
+        return s, ds_z, ds_n, sigma
+
+    def _mask_for(self, idx, s, ds_n):
+        if self.auto_mask:
+            fn, params = functional(self.G)
+            render = jax.jit(fn.render, static_argnames=("noise_mode",))
+            original = render(params, s, noise_mode=self.config.noise_mode)
+            edited = render(params, s + ds_n, noise_mode=self.config.noise_mode)
+            return footprint_mask(original, edited)
+        return self.mask if self.mask.ndim == 2 else self.mask[idx]
+
+    def run(self, progress: Callable[[int, int], None] | None = None,
+            scorer: Callable | None = None) -> dict:
+        for start in range(0, len(self.todo), self.batch):
+            idx = np.array(self.todo[start : start + self.batch])
+            s, ds_z, ds_n, sigma = self._styles(idx)
+            mask = self._mask_for(idx, s, ds_n)
+            res = intervene(self.G, s, ds_z, ds_n, mask, self.config, sigma=sigma, scorer=scorer)
+            for j, i in enumerate(idx):
+                self._write_face(self.faces.keys[i], res, j, np.asarray(s[j]), np.asarray(mask if mask.ndim == 2 else mask[j]))
+            if progress:
+                progress(start + len(idx), len(self.todo))
+        return self.write_summary() if self.process_index == 0 else {}
+
+    def _write_face(self, key: str, res: Result, j: int, s: np.ndarray, mask: np.ndarray) -> None:
+        save_png(self.out / f"{key}_original.png", to_uint8(res.original[j]))
+        save_png(self.out / f"{key}_edited.png", to_uint8(res.images[j]))
+        arrays = {"lam": res.lam[j], "s": s, "s_edit": res.s_edit[j], "loss_history": res.loss_history[:, j],
+                  "flagged": res.flagged[j], "mask": mask.astype(np.uint8)}
+        arrays.update({f"metric_{k}": v[j] for k, v in res.metrics.items()})
+        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{key}.", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, self.out / f"{key}.npz")
+
+    def write_summary(self, grid_faces: int = 16) -> dict:
+        done = [k for k in self.faces.keys if (self.out / f"{k}.npz").exists()]
+        metrics: dict[str, list] = {}
+        flagged = []
+        for k in done:
+            with np.load(self.out / f"{k}.npz") as npz:
+                if bool(npz["flagged"]):
+                    flagged.append(k)
+                for name in npz.files:
+                    if name.startswith("metric_"):
+                        metrics.setdefault(name[7:], []).append(float(npz[name]))
+        summary = {
+            "attribute": self.spec.attribute, "spec": dataclasses.asdict(self.spec),
+            "config": {k: v for k, v in dataclasses.asdict(self.config).items() if k != "optimizer"},
+            "faces_total": len(self.faces.keys), "faces_done": len(done), "flagged": flagged,
+            "metrics_mean": {k: float(np.mean(v)) for k, v in metrics.items()},
+        }
+        write_json_atomic(self.out / "summary.json", summary)
+        if done:
+            shown = done[:grid_faces]
+            load = lambda p: np.asarray(Image.open(p).convert("RGB"))
+            rows = [load(self.out / f"{k}_original.png") for k in shown] + [load(self.out / f"{k}_edited.png") for k in shown]
+            save_png(self.out / "grid.png", grid(np.stack(rows), ncol=len(shown)))
+        return summary
