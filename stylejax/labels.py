@@ -82,7 +82,9 @@ def _read_csv(path: Path) -> Labels:
 
 def _score(text: str) -> float:
     text = text.strip().lower()
-    return {"true": 1.0, "false": 0.0}.get(text, float(text) if text else float("nan"))
+    if text in ("true", "false"):
+        return float(text == "true")
+    return float(text) if text else float("nan")
 
 
 def score_codes(
