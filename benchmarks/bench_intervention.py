@@ -1,0 +1,137 @@
+"""Style intervention throughput (faces x steps / s) and memory.
+
+* small256 shapes: one compiled optimisation for a batch of 1, 8 and 32 faces
+  (lax.scan over steps, the library's choice), the same batch driven by a
+  Python loop over the jitted batched step, and a per-face Python loop over
+  the jitted single-face step (the baseline a vmap-free implementation gets).
+* FFHQ-1024 shapes (random weights): batch 1 and 4, and XLA's peak temporary
+  memory of the compiled optimisation with and without rematerialisation.
+
+    python benchmarks/bench_intervention.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import stylejax as sj
+from bench_generator import CONFIGS
+from common import machine, table
+from stylejax.intervention import (Faces, InterventionConfig, compiled_optimise, compiled_step, init_carry)
+
+
+def make_faces(fn, params, cfg, b, seed=0):
+    z = jax.random.normal(jax.random.key(seed), (b, cfg.z_dim))
+    s = fn.styles(params, fn.mapping(params, z))
+    d = s.shape[1]
+    ds_z = 0.2 * jax.random.normal(jax.random.key(seed + 1), s.shape)
+    ds_n = jnp.zeros((b, d)).at[:, d // 3 : d // 3 + d // 20].set(1.0)
+    r = cfg.img_resolution
+    mask = jnp.zeros((b, r, r)).at[:, r // 2 :, r // 4 : 3 * r // 4].set(1.0)
+    original = jax.jit(fn.render)(params, s)
+    return Faces(s, ds_z, ds_n, mask, original)
+
+
+def timed(f, *args):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(f(*args))
+    return time.perf_counter() - t0, out
+
+
+def throughput(config_name, batches, steps, per_face_faces, scan_only=False):
+    cfg = CONFIGS[config_name]
+    G = sj.Generator(cfg, rngs=nnx.Rngs(0))
+    fn, params = sj.functional(G)
+    space = G.space
+    sigma, layer_ids = jnp.ones(space.dim), space.layer_ids()
+    icfg = InterventionConfig(steps=steps)
+    rows = []
+    for b in batches:
+        faces = make_faces(fn, params, cfg, b)
+        lam0 = jnp.zeros((b, space.dim))
+        run = compiled_optimise(fn, icfg)
+        t_first, _ = timed(run, params, faces, sigma, layer_ids, lam0)
+        t, _ = timed(run, params, faces, sigma, layer_ids, lam0)
+        rows.append({"shapes": config_name, "mode": "batched, lax.scan", "batch": b,
+                     "fs_per_s": b * steps / t, "compile_s": t_first - t})
+        if scan_only:
+            continue
+        step = compiled_step(fn, icfg)
+        carry = init_carry(icfg.transform(), lam0)
+        jax.block_until_ready(step(carry, params, faces, sigma, layer_ids))  # compile
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            carry, _ = step(carry, params, faces, sigma, layer_ids)
+        jax.block_until_ready(carry)
+        rows.append({"shapes": config_name, "mode": "batched, Python loop of jitted step", "batch": b,
+                     "fs_per_s": b * steps / (time.perf_counter() - t0)})
+    if per_face_faces:
+        faces = make_faces(fn, params, cfg, per_face_faces)
+        step = compiled_step(fn, icfg)
+        one = lambda i: jax.tree.map(lambda a: a[i : i + 1], faces)
+        carry0 = init_carry(icfg.transform(), jnp.zeros((1, space.dim)))
+        jax.block_until_ready(step(carry0, params, one(0), sigma, layer_ids))  # compile
+        t0 = time.perf_counter()
+        for i in range(per_face_faces):
+            carry, face = carry0, one(i)
+            for _ in range(steps):
+                carry, _ = step(carry, params, face, sigma, layer_ids)
+            jax.block_until_ready(carry)
+        rows.append({"shapes": config_name, "mode": "per-face Python loop (baseline)", "batch": per_face_faces,
+                     "fs_per_s": per_face_faces * steps / (time.perf_counter() - t0)})
+    return rows
+
+
+def memory(batches, steps=2):
+    cfg = CONFIGS["ffhq1024"]
+    G = sj.Generator(cfg, rngs=nnx.Rngs(0))
+    fn, params = sj.functional(G)
+    sigma, layer_ids = jnp.ones(G.space.dim), G.space.layer_ids()
+    rows = []
+    for b in batches:
+        faces = make_faces(fn, params, cfg, b)
+        lam0 = jnp.zeros((b, G.space.dim))
+        for remat in (False, True):
+            run = compiled_optimise(fn, InterventionConfig(steps=steps, remat=remat))
+            t0 = time.perf_counter()
+            mem = run.lower(params, faces, sigma, layer_ids, lam0).compile().memory_analysis()
+            rows.append({"batch": b, "remat": "on" if remat else "off",
+                         "temp_gb": mem.temp_size_in_bytes / 2**30,
+                         "args_gb": mem.argument_size_in_bytes / 2**30,
+                         "compile_s": time.perf_counter() - t0})
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    steps = 3 if args.quick else 5
+    rows = throughput("small256", [1, 8] if args.quick else [1, 8, 32], steps, per_face_faces=8)
+    base = next(r["fs_per_s"] for r in rows if r["mode"].startswith("per-face"))
+    for r in rows:
+        r["vs_loop"] = f"{r['fs_per_s'] / base:.2f}x"
+    if not args.quick:
+        rows += throughput("ffhq1024", [1, 4], 2, per_face_faces=0, scan_only=True)
+    print(f"Machine: {machine()}\n")
+    print(table(rows, [("shapes", "shapes"), ("mode", "mode"), ("batch", "faces"),
+                       ("fs_per_s", "faces x steps / s"), ("vs_loop", "vs per-face loop"),
+                       ("compile_s", "compile s")]))
+    if not args.quick:
+        print("\nFFHQ-1024 shapes, compiled optimisation: XLA buffer sizes")
+        print(table(memory([1, 4]), [("batch", "faces"), ("remat", "remat"), ("temp_gb", "peak temp GiB"),
+                                     ("args_gb", "arguments GiB"), ("compile_s", "compile s")]))
+
+
+if __name__ == "__main__":
+    main()
