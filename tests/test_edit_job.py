@@ -1,0 +1,130 @@
+"""The batch edit job and the CLI around it, on a converted fixture generator."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylejax as sj
+from stylejax.cli import main
+from stylejax.convert import convert
+from stylejax.directions import Directions
+from stylejax.edit_job import EditJob, EditSpec, faces_from_seeds
+from stylejax.intervention import InterventionConfig
+
+EDIT = ["--steps", "3", "--batch", "2", "--psi", "0.7"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from fixture_paths import fixture_dir
+
+    root = tmp_path_factory.mktemp("edit")
+    ckpt = root / "ckpt"
+    convert(fixture_dir("stylegan2-ada/tiny") / "network-snapshot.pkl", ckpt)
+    assert main(["sample", "--checkpoint", str(ckpt), "--n", "600", "--chunk", "300", "--out", str(root / "codes")]) == 0
+    z = np.load(root / "codes" / "z.npy")
+    rng = np.random.default_rng(0)
+    scores = z @ rng.standard_normal(z.shape[1])
+    (root / "labels.csv").write_text("index,smile\n" + "".join(f"{i},{v}\n" for i, v in enumerate(scores)))
+    for space in ("s", "z", "w"):
+        args = ["fit-directions", "--codes", str(root / "codes"), "--labels", str(root / "labels.csv"),
+                "--space", space, "--ratio", "0.2", "--out", str(root / "dirs.npz")]
+        assert main(args + (["--sparsity", "0.05"] if space == "s" else [])) == 0
+    mask = np.zeros((32, 32), np.uint8)
+    mask[18:28, 8:24] = 255
+    Image.fromarray(mask).save(root / "mouth.png")
+    return root, ckpt
+
+
+def edit(world, out, *extra):
+    root, ckpt = world
+    return main(["edit", "--checkpoint", str(ckpt), "--directions", str(root / "dirs.npz"),
+                 "--attribute", "smile", "--mask", str(root / "mouth.png"), "--out", str(out), *EDIT, *extra])
+
+
+def test_edit_writes_everything_and_resumes(world, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert edit(world, out, "--seeds", "0-4") == 0
+    for seed in range(5):
+        for suffix in ("_original.png", "_edited.png", ".npz"):
+            assert (out / f"seed{seed:05d}{suffix}").exists()
+    assert (out / "grid.png").exists() and (out / "summary.json").exists()
+    with np.load(out / "seed00003.npz") as r:
+        assert r["lam"].shape == r["s"].shape == r["s_edit"].shape == (640,)
+        assert r["loss_history"].shape == (3,) and not bool(r["flagged"])
+        assert {"metric_outside_change", "metric_inside_change", "metric_cos_ds_dsn"} <= set(r.files)
+    stamp = (out / "seed00000.npz").stat().st_mtime_ns
+    capsys.readouterr()
+    assert edit(world, out, "--seeds", "0-6") == 0
+    assert "5 faces already done" in capsys.readouterr().err
+    assert (out / "seed00000.npz").stat().st_mtime_ns == stamp  # not redone
+    assert (out / "seed00006.npz").exists()
+    assert not list(out.glob(".*"))  # no temporary leftovers
+
+
+def test_interrupted_job_loses_only_the_batch_in_flight(world, tmp_path):
+    root, ckpt = world
+    G = sj.load(ckpt)
+    job = lambda: EditJob(G, Directions.load(root / "dirs.npz"), EditSpec("smile"), faces_from_seeds(list(range(6)), 64),
+                          root / "mouth.png", tmp_path / "r", InterventionConfig(steps=2), batch=2)
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        job().run(progress=stop)
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.npz")) == ["seed00000.npz", "seed00001.npz"]
+    assert len(job().todo) == 4
+    job().run()
+    assert len(list((tmp_path / "r").glob("*.npz"))) == 6
+
+
+def test_latents_and_auto_mask(world, tmp_path):
+    root, ckpt = world
+    G = sj.load(ckpt)
+    ws = np.asarray(G.mapping(np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32), psi=0.7))
+    np.save(tmp_path / "wplus.npy", ws)
+    args = ["edit", "--checkpoint", str(ckpt), "--directions", str(root / "dirs.npz"), "--attribute", "smile",
+            "--latents", str(tmp_path / "wplus.npy"), "--translation", "w", "--mask", "auto",
+            "--out", str(tmp_path / "lat"), *EDIT]
+    assert main(args) == 0
+    with np.load(tmp_path / "lat" / "latent00002.npz") as r:
+        assert 0 < r["mask"].mean() < 1
+        np.testing.assert_allclose(r["s"], np.asarray(G.styles(ws[2:3]))[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--seeds", "0-x"], "cannot parse seeds"),
+    (["--seeds", "0-3", "--attribute", "glasses"], "not in the directions file"),
+    (["--seeds", "0-3", "--mask", "MASKS/notimage.png"], "not a readable image"),
+    (["--seeds", "0-3", "--mask", "MASKS/empty.png"], "empty"),
+    (["--seeds", "0-3", "--mask", "MASKS/full.png"], "full"),
+    (["--seeds", "0-3", "--directions", "MASKS/other.npz"], "another model"),
+    (["--latents", "MASKS/w.npy"], "translation='w'"),
+])
+def test_bad_input_fails_before_compute(world, tmp_path, capsys, change, message):
+    root, _ = world
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "notimage.png").write_text("hello")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(masks / "empty.png")
+    Image.fromarray(np.full((32, 32), 255, np.uint8)).save(masks / "full.png")
+    other = Directions.load(root / "dirs.npz")
+    other.generator = dict(other.generator, dim_s=9088)
+    other.save(masks / "other.npz")
+    np.save(masks / "w.npy", np.zeros((2, 64), np.float32))
+    change = [c.replace("MASKS", str(masks)) for c in change]
+    capsys.readouterr()
+    rc = edit(world, tmp_path / "out", *change)  # later flags override earlier ones
+    err = capsys.readouterr().err
+    assert rc == 1 and message in err and err.count("\n") == 1, err
+    assert not list((tmp_path / "out").glob("*.npz"))
+
+
+def test_cli_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for cmd in ("generate", "convert", "sample", "fit-directions", "edit", "examples:"):
+        assert cmd in text
