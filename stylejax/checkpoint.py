@@ -115,7 +115,10 @@ def load(path_or_name: str | Path) -> Generator:
     meta = read_metadata(path)
     cfg = GeneratorConfig.from_official_kwargs(meta["config"])
     abstract = nnx.to_pure_dict(nnx.state(abstract_generator(cfg)))
-    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), abstract)
+    # Restore onto this process's first device (also under jax.distributed,
+    # where every process holds its own replica).
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abstract)
     try:
         with ocp.StandardCheckpointer() as ckptr:
             params = ckptr.restore(path / PARAMS_DIR, target)

@@ -139,6 +139,13 @@ def cmd_edit(args) -> None:
     if (args.seeds is None) == (args.latents is None):
         raise ValueError("give exactly one of --seeds and --latents")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    pid, count = 0, 1
+    if args.distributed:
+        import jax
+
+        # Without explicit values JAX detects the cluster (SLURM, Cloud TPU, ...).
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        pid, count = jax.process_index(), jax.process_count()
     G = load(args.checkpoint)
     directions = Directions.load(args.directions)
     if seeds is not None:
@@ -150,12 +157,6 @@ def cmd_edit(args) -> None:
     config = InterventionConfig(steps=args.steps, learning_rate=args.lr, w_pix=args.w_pix,
                                 w_attr=args.w_attr, w_reg=args.w_reg, granularity=args.granularity,
                                 project=args.project, remat=args.remat)
-    pid, count = args.process_index, args.process_count
-    if args.distributed:
-        import jax
-
-        jax.distributed.initialize()
-        pid, count = jax.process_index(), jax.process_count()
     job = EditJob(G, directions, spec, faces, args.mask, args.out, config, batch=args.batch,
                   process_index=pid, process_count=count)
     skipped = len(range(pid, len(faces.keys), count)) - len(job.todo)
@@ -243,9 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", default="channel", choices=["channel", "layer", "scalar"])
     p.add_argument("--project", action="store_true", help="keep lam in [0, 1]")
     p.add_argument("--remat", action="store_true", help="rematerialise synthesis blocks (less memory)")
-    p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
-    p.add_argument("--process-index", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--process-count", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--distributed", action="store_true",
+                   help="multi-host: jax.distributed.initialize(); each process edits its share of the faces")
+    p.add_argument("--coordinator", help="with --distributed: HOST:PORT of process 0 (else auto-detected)")
+    p.add_argument("--num-processes", type=int, help="with --distributed")
+    p.add_argument("--process-id", type=int, help="with --distributed")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_edit)
     return ap

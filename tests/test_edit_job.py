@@ -128,3 +128,24 @@ def test_cli_help_lists_every_command(capsys):
     text = capsys.readouterr().out
     for cmd in ("generate", "convert", "sample", "fit-directions", "edit", "examples:"):
         assert cmd in text
+
+
+def test_two_processes_share_the_faces(world, tmp_path):
+    """jax.distributed with two local CPU processes: each edits its half, together all faces."""
+    import socket
+    import subprocess
+    import sys
+
+    root, ckpt = world
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "multi"
+    cmd = lambda pid: [sys.executable, "-m", "stylejax.cli", "edit", "--checkpoint", str(ckpt),
+                       "--directions", str(root / "dirs.npz"), "--attribute", "smile", "--seeds", "0-5",
+                       "--mask", str(root / "mouth.png"), "--out", str(out), *EDIT, "--distributed",
+                       "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)]
+    procs = [subprocess.Popen(cmd(pid), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    assert sorted(p.name for p in out.glob("*.npz")) == [f"seed{i:05d}.npz" for i in range(6)]
