@@ -169,6 +169,16 @@ class Codes:
         with np.load(folder / STATS) as st:
             self.mean, self.std = st["mean"], st["std"]
 
+    @classmethod
+    def from_arrays(cls, z, w, s, generator: dict) -> "Codes":
+        """In-memory codes (e.g. a few thousand for an evaluation), with S statistics."""
+        self = cls.__new__(cls)
+        self.folder, self.z, self.w, self.s = None, np.asarray(z), np.asarray(w), np.asarray(s)
+        self.meta = {"n": len(self.s), "generator": generator}
+        s64 = self.s.astype(np.float64)
+        self.mean, self.std = s64.mean(0).astype(np.float32), s64.std(0).astype(np.float32)
+        return self
+
     def __len__(self) -> int:
         return self.meta["n"]
 
