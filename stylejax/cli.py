@@ -170,6 +170,32 @@ def cmd_edit(args) -> None:
                          f"flagged {len(summary['flagged'])}; mean {means}")
 
 
+def _run_study(args, cfg) -> None:
+    from . import demo
+
+    world = demo.default_world(tuple(args.attributes.split(",")))
+    if getattr(args, "checkpoint", None) not in (None, "toyfaces"):
+        raise ValueError("evaluate needs an attribute scorer and region masks: only the bundled toyfaces model has them")
+    _console().print(f"model: {world.description}")
+    with _console().status("starting") as status:
+        rows = demo.run(args.out, world, cfg, progress=lambda msg: status.update(msg))
+    print(demo.markdown_table(rows))
+    _console().print(f"pictures and metrics in {args.out}/")
+
+
+def cmd_demo(args) -> None:
+    from .demo import DEMO
+
+    _run_study(args, DEMO)
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluation import EvalConfig
+
+    _run_study(args, EvalConfig(n_codes=args.n_codes, n_faces=args.n_faces,
+                                intervention=InterventionConfig(steps=args.steps)))
+
+
 def _add_checkpoint(p):
     p.add_argument("--checkpoint", required=True, help="checkpoint directory or bundled model name (toyfaces)")
 
@@ -251,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--process-id", type=int, help="with --distributed")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("evaluate", help="Z vs S translation vs intervention on toyfaces (the paper's claim)")
+    p.add_argument("--checkpoint", default="toyfaces", help="only the bundled 'toyfaces' has a scorer and regions")
+    p.add_argument("--attributes", default="smile,eyeglasses,hair_color")
+    p.add_argument("--n-codes", type=int, default=10000)
+    p.add_argument("--n-faces", type=int, default=256)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--out", default="evaluation")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="a two-minute tour on the bundled toyfaces model")
+    p.add_argument("--attributes", default="smile")
+    p.add_argument("--out", default="stylejax-demo")
+    p.set_defaults(func=cmd_demo)
     return ap
 
 
