@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from .directions import Directions
-from .generator import Generator, functional
+from .generator import Generator, functional, jitted
 from .images import grid, save_png, to_uint8
 from .intervention import InterventionConfig, Result, intervene
 from .masks import footprint_mask, load_masks
@@ -118,7 +118,7 @@ class EditJob:
     def _mask_for(self, idx, s, ds_n):
         if self.auto_mask:
             fn, params = functional(self.G)
-            render = jax.jit(fn.render, static_argnames=("noise_mode",))
+            render = jitted(fn, "render")
             original = render(params, s, noise_mode=self.config.noise_mode)
             edited = render(params, s + ds_n, noise_mode=self.config.noise_mode)
             return footprint_mask(original, edited)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -149,6 +150,15 @@ class GeneratorFn:
     def generate(self, params, z, c=None, psi=1.0, cutoff=None, noise_mode="const", key=None, noise=None):
         check_psi(psi)
         return self.module(params)._generate(z, c, psi, key, noise, cutoff, noise_mode)
+
+
+@functools.lru_cache(maxsize=64)
+def jitted(fn: GeneratorFn, method: str):
+    """`jax.jit(getattr(fn, method))`, cached per (graph, method) so that repeated
+    calls reuse one compilation per input shape."""
+    f = getattr(fn, method)
+    names = inspect.signature(f).parameters
+    return jax.jit(f, static_argnames=[n for n in ("cutoff", "noise_mode", "remat") if n in names])
 
 
 def functional(G: Generator) -> tuple[GeneratorFn, nnx.State]:

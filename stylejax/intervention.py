@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .generator import Generator, GeneratorFn, functional
+from .generator import Generator, GeneratorFn, functional, jitted
 
 GRANULARITIES = ("channel", "layer", "scalar")
 FACES_AXIS = "faces"
@@ -242,7 +242,7 @@ def intervene(
     space = fn.module(params).space
     faces_in, sigma = _check_inputs(space.dim, s, ds_z, ds_n, mask, sigma)
     b = faces_in[0].shape[0]
-    render = jax.jit(fn.render, static_argnames=("noise_mode",))
+    render = jitted(fn, "render")
     original = render(params, faces_in[0], noise_mode=config.noise_mode)
     if original.shape[1:3] != faces_in[3].shape[1:]:
         raise ValueError(f"mask must be {original.shape[1:3]} (the image size), got {faces_in[3].shape[1:]}")
@@ -269,7 +269,7 @@ def translate(generator, s, ds_z, ds_n, mask, lam: float, *, sigma=None, scorer=
     fn, params = functional(generator) if isinstance(generator, Generator) else generator
     space = fn.module(params).space
     (s, ds_z, ds_n, mask), sigma = _check_inputs(space.dim, s, ds_z, ds_n, mask, sigma)
-    original = jax.jit(fn.render, static_argnames=("noise_mode",))(params, s, noise_mode=config.noise_mode)
+    original = jitted(fn, "render")(params, s, noise_mode=config.noise_mode)
     faces = Faces(s, ds_z, ds_n, mask, original)
     cfg = dataclasses.replace(config, granularity="scalar")
     lam_arr = jnp.full((s.shape[0], 1), lam, jnp.float32)
@@ -283,7 +283,7 @@ def _finish(fn, params, faces: Faces, sigma, layer_ids, lam, config, scorer) -> 
     """Render the edits and measure them."""
     ds = mix(expand_lam(lam, config.granularity, layer_ids), faces.ds_z, faces.ds_n)
     s_edit = faces.s + ds
-    edited = jax.jit(fn.render, static_argnames=("noise_mode",))(params, s_edit, noise_mode=config.noise_mode)
+    edited = jitted(fn, "render")(params, s_edit, noise_mode=config.noise_mode)
     metrics = edit_metrics(edited, faces.original, faces.mask, ds, faces.ds_n, sigma)
     if scorer is not None:
         metrics["attribute_change"] = scorer(edited) - scorer(faces.original)

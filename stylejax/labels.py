@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .generator import Generator, functional
+from .generator import Generator, functional, jitted
 
 
 class Labels:
@@ -97,7 +97,7 @@ def score_codes(
 ) -> Labels:
     """Render codes s [N, D_S] in batches and score them: scorer(images [B, H, W, C]) -> [B, K]."""
     fn, params = functional(G)
-    render = jax.jit(fn.render, static_argnames=("noise_mode",))
+    render = jitted(fn, "render")
     out = []
     for i in range(0, len(s), batch):
         img = render(params, jnp.asarray(s[i : i + batch], jnp.float32), noise_mode=noise_mode)

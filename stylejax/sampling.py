@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from .generator import Generator, functional
+from .generator import Generator, functional, jitted
 from .images import save_png, to_uint8
 
 DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -127,7 +127,7 @@ def sample_codes(
 
 
 def _thumbnails(fn, params, s, folder: Path, start: int, size: int, batch: int = 64) -> None:
-    render = jax.jit(fn.render)
+    render = jitted(fn, "render")
     for i in range(0, len(s), batch):
         for j, im in enumerate(to_uint8(render(params, jnp.asarray(s[i : i + batch], jnp.float32)))):
             pil = Image.fromarray(im)

@@ -215,40 +215,51 @@ def _gather_rows(codes, labels: np.ndarray, member: np.ndarray, block_rows: int)
     y = np.take_along_axis(labels, index[owner], axis=1) * weight
     shape = (k, -1, block)  # [K, nb, B]
     return Rows(
-        _copy_blocks(codes, index, block, per_attribute),
+        _copy_rows(codes, index, block, per_attribute),
         jnp.asarray(y.reshape(shape), jnp.float32),
         jnp.asarray(weight.reshape(shape), jnp.float32),
     )
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def _put_block(buffer: jax.Array, block: jax.Array, where: tuple) -> jax.Array:
-    """Writes one block in place (the buffer is donated, so no second copy)."""
-    return buffer.at[where].set(block)
-
-
-def _copy_blocks(codes, index: np.ndarray, block: int, per_attribute: bool) -> jax.Array:
+def _copy_rows(codes, index: np.ndarray, block: int, per_attribute: bool) -> jax.Array:
     """Device copy of codes[index] ([R, Mp] rows): [nb, R, B, D] if per_attribute else [nb, B, D].
 
     Blocks lead so that a scan step reads contiguous memory (a batch axis in
     front would make vmap(scan) transpose the whole buffer on every pass).
-    jnp.asarray of a gathered numpy array would hold the data twice (host and
-    device); filling a donated buffer one step at a time keeps the peak at one
-    copy plus one block.
+    One numpy gather (`np.take` reads only the selected rows of a memmap) into
+    a 64-byte aligned host buffer that the CPU device then uses in place
+    (`device_put(may_alias=True)`): the rows exist once, with no device-side
+    scatter. (The previous block-by-block `.at[].set` into a donated buffer
+    took 1.1 s for the 4,480 rows of the ratio benchmark; this takes tens of ms.)
     """
-    dtype = jnp.float16 if codes.dtype == np.float16 else jnp.float32
+    dtype = np.float16 if codes.dtype == np.float16 else np.float32
     r, m = index.shape
     nb, d = m // block, codes.shape[1]
-    buffer = jnp.zeros((nb, r, block, d) if per_attribute else (nb, block, d), dtype)
-    for j in range(nb):
-        rows = index[:, j * block : (j + 1) * block]  # [R, B]
-        chunk = np.asarray(codes[rows.reshape(-1)])  # fancy indexing reads only these rows of a memmap
-        if not np.all(np.isfinite(chunk)):
-            bad = rows.reshape(-1)[np.flatnonzero(~np.all(np.isfinite(chunk), axis=1))[0]]
-            raise ValueError(f"codes contain NaN or inf (first at row {bad}); drop those samples first")
-        chunk = chunk.astype(dtype).reshape((r, block, d) if per_attribute else (block, d))
-        buffer = _put_block(buffer, chunk, (j,))
-    return buffer
+    order = index.reshape(r, nb, block).transpose(1, 0, 2).reshape(-1)  # block-major
+    host = _aligned_empty((order.size, d), dtype)
+    if codes.dtype == dtype:
+        np.take(codes, order, axis=0, out=host)
+    else:
+        for i in range(0, order.size, 4096):  # converts dtype chunk by chunk
+            host[i : i + 4096] = codes[order[i : i + 4096]]
+    rows = jax.device_put(host.reshape((nb, r, block, d) if per_attribute else (nb, block, d)), may_alias=True)
+    if not bool(_all_finite(rows)):
+        bad = order[np.flatnonzero(~np.all(np.isfinite(host), axis=1))[0]]
+        raise ValueError(f"codes contain NaN or inf (first at row {bad}); drop those samples first")
+    return rows
+
+
+def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
+    """Uninitialised numpy array whose data is `align`-byte aligned (device_put can then alias it)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(size + align, np.uint8)
+    offset = -raw.ctypes.data % align
+    return raw[offset : offset + size].view(dtype).reshape(shape)
+
+
+@jax.jit
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(x))
 
 
 def _rows_axis(rows: Rows):

@@ -1,0 +1,95 @@
+"""Ship a trained run as the bundled toyfaces model (see stylejax.toyfaces.bundle).
+
+    python -m stylejax.toyfaces.export --run runs/toyfaces --classifier runs/classifier/v1 \\
+        --out stylejax/models/toyfaces --samples docs/toyfaces_samples.png
+
+The whole bundle is assembled in a temporary folder and renamed into place, so
+an existing bundle is replaced only by a complete new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from PIL import Image
+
+from stylejax import checkpoint
+from stylejax.images import grid, save_png, to_uint8
+from stylejax.toyfaces import snapshot
+from stylejax.toyfaces.bundle import CLASSIFIER_DIR, REGIONS_DIR
+from stylejax.toyfaces.render import mean_region_masks
+from stylejax.toyfaces.training import Trainer
+
+RECIPE = (
+    "StyleGAN2 (config F without path-length regularisation) trained from scratch by "
+    "stylejax.toyfaces.train on faces rendered on the fly by stylejax.toyfaces.render"
+)
+
+
+def load_run(run_dir: str | Path):
+    """(Trainer, state, progress) of the newest checkpoint of a training run folder."""
+    root = Path(run_dir) / "checkpoints"
+    last = snapshot.latest(root)
+    if last is None:
+        raise FileNotFoundError(f"no training checkpoint under {root}")
+    trainer = Trainer(snapshot.read_config(last))
+    state, progress = snapshot.load(last, trainer)
+    return trainer, state, progress
+
+
+def export_bundle(run_dir: str | Path, classifier_dir: str | Path, out: str | Path,
+                  mask_faces: int = 2000, force: bool = False) -> Path:
+    """Write G_ema of the run's newest checkpoint, the classifier and the region masks into `out`."""
+    trainer, state, progress = load_run(run_dir)
+    G = trainer.generator(state, ema=True)
+    provenance = {
+        "recipe": RECIPE,
+        "train_config": dataclasses.asdict(trainer.config),
+        "kimg": round(progress.images_seen / 1000, 2),
+        "steps": progress.step,
+        "train_wall_minutes": round(progress.train_seconds / 60, 1),
+        "hardware": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+        "date": time.strftime("%Y-%m-%d"),
+        "network": "G_ema",
+    }
+    masks = mean_region_masks(trainer.config.resolution, n=mask_faces, seed=0)
+    with checkpoint.atomic_directory(out, force=force) as tmp:
+        checkpoint.save(tmp, G, provenance, force=True)
+        shutil.copytree(classifier_dir, tmp / CLASSIFIER_DIR)
+        (tmp / REGIONS_DIR).mkdir()
+        for name, mask in masks.items():
+            np.save(tmp / REGIONS_DIR / f"{name}.npy", mask.astype(np.float32))
+    return Path(out)
+
+
+def sample_sheet(G, path: str | Path, side: int = 8, scale: int = 2, seed: int = 0) -> None:
+    """A side x side grid of psi-1 samples, each upscaled `scale` x (nearest), as a PNG."""
+    z = jax.random.normal(jax.random.key(seed), (side * side, G.config.z_dim))
+    images = to_uint8(G(z))
+    sheet = Image.fromarray(grid(images, ncol=side))
+    save_png(path, sheet.resize((sheet.width * scale, sheet.height * scale), Image.NEAREST))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.export", description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="training run folder")
+    ap.add_argument("--classifier", required=True, help="classifier folder (stylejax.toyfaces.classifier)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--samples", help="also write a sample sheet PNG here")
+    ap.add_argument("--force", action="store_true", help="replace an existing bundle")
+    args = ap.parse_args(argv)
+    out = export_bundle(args.run, args.classifier, args.out, force=args.force)
+    print(f"exported {out}")
+    if args.samples:
+        sample_sheet(checkpoint.load(out), args.samples)
+        print(f"wrote {args.samples}")
+
+
+if __name__ == "__main__":
+    main()
