@@ -132,12 +132,11 @@ def cmd_fit_directions(args) -> None:
 def cmd_edit(args) -> None:
     from .checkpoint import load
     from .directions import Directions
-    from .edit_job import EditJob, EditSpec, faces_from_latents, faces_from_seeds
-    from .intervention import InterventionConfig
-    from .latents import load_latents, parse_seeds
+    from .edit_job import EditJob, EditSpec, faces_from_latents, faces_from_seeds, faces_from_z
+    from .latents import load_latents, load_z, parse_seeds
 
-    if (args.seeds is None) == (args.latents is None):
-        raise ValueError("give exactly one of --seeds and --latents")
+    if sum(x is not None for x in (args.seeds, args.z, args.latents)) != 1:
+        raise ValueError("give exactly one of --seeds, --z and --latents")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     pid, count = 0, 1
     if args.distributed:
@@ -150,6 +149,8 @@ def cmd_edit(args) -> None:
     directions = Directions.load(args.directions)
     if seeds is not None:
         faces = faces_from_seeds(seeds, G.config.z_dim)
+    elif args.z is not None:
+        faces = faces_from_z(load_z(args.z, G.config.z_dim))
     else:
         faces = faces_from_latents(load_latents(args.latents, G.config.w_dim, G.num_ws))
     spec = EditSpec(args.attribute, alpha=args.alpha, alpha_z=args.alpha_z, translation=args.translation,
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directions", required=True)
     p.add_argument("--attribute", required=True)
     p.add_argument("--seeds", help="e.g. 0-255")
+    p.add_argument("--z", help=".npy of input latents z [N, z_dim]")
     p.add_argument("--latents", help=".npy of W [N, w_dim] or W+ [N, num_ws, w_dim] (needs --translation w)")
     p.add_argument("--mask", required=True, help="PNG (shared), folder of <key>.png, .npy, or 'auto'")
     p.add_argument("--batch", type=int, default=16)

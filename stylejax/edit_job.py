@@ -64,6 +64,10 @@ def faces_from_seeds(seeds: list[int], z_dim: int) -> Faces:
     return Faces([f"seed{s:05d}" for s in seeds], z=z_from_seeds(seeds, z_dim))
 
 
+def faces_from_z(z: np.ndarray) -> Faces:
+    return Faces([f"z{i:05d}" for i in range(len(z))], z=np.asarray(z, np.float32))
+
+
 def faces_from_latents(ws: np.ndarray) -> Faces:
     return Faces([f"latent{i:05d}" for i in range(len(ws))], ws=ws)
 

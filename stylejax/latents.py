@@ -32,6 +32,19 @@ def z_from_seeds(seeds, z_dim: int) -> np.ndarray:
     return np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds]).astype(np.float32)
 
 
+def load_z(path: str | Path, z_dim: int) -> np.ndarray:
+    """Input latents z [N, z_dim] from a .npy file (no pickles)."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"z file {path}: not a readable .npy array ({e})") from None
+    if arr.ndim != 2 or arr.shape[1] != z_dim:
+        raise ValueError(f"z file {path} must have shape [N, {z_dim}], got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"z file {path} contains NaN or inf")
+    return arr.astype(np.float32)
+
+
 def load_latents(path: str | Path, w_dim: int, num_ws: int) -> np.ndarray:
     """External W [N, w_dim] or W+ [N, num_ws, w_dim] latents from a .npy file (no pickles)."""
     try:

@@ -149,3 +149,15 @@ def test_two_processes_share_the_faces(world, tmp_path):
     results = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), results
     assert sorted(p.name for p in out.glob("*.npz")) == [f"seed{i:05d}.npz" for i in range(6)]
+
+
+def test_z_arrays_as_faces(world, tmp_path):
+    root, ckpt = world
+    z = np.random.default_rng(1).standard_normal((2, 64)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    assert edit(world, tmp_path / "zres", "--z", str(tmp_path / "z.npy")) == 0
+    with np.load(tmp_path / "zres" / "z00001.npz") as r:
+        G = sj.load(ckpt)
+        np.testing.assert_allclose(r["s"], np.asarray(G.styles(G.mapping(z[1:], psi=0.7)))[0], atol=1e-5)
+    np.save(tmp_path / "bad.npy", z[:, :10])
+    assert edit(world, tmp_path / "zbad", "--z", str(tmp_path / "bad.npy")) == 1
