@@ -50,9 +50,13 @@ def run_case(config: str, mode: str, batch: int, dtype: str) -> dict:
     fn, params = sj.functional(G)
     z = jax.random.normal(jax.random.key(1), (batch, cfg.z_dim))
     s = fn.styles(params, fn.mapping(params, z))
+    error = None
     if dtype == "bf16":
+        reference = jax.jit(fn.render)(params, s)
         params = jax.tree.map(lambda a: a.astype(jnp.bfloat16) if a.dtype == jnp.float32 else a, params)
         s = s.astype(jnp.bfloat16)
+        low = jax.jit(fn.render)(params, s).astype(jnp.float32)
+        error = float(jnp.max(jnp.abs(low - reference)) / jnp.max(jnp.abs(reference)))
     if mode == "fwd":
         f = jax.jit(lambda p, s: fn.render(p, s))
     else:
@@ -67,6 +71,7 @@ def run_case(config: str, mode: str, batch: int, dtype: str) -> dict:
         "config": config, "mode": mode, "batch": batch, "dtype": dtype,
         "img_s": batch / best, "ms": best * 1e3, "gflops": flops / best / 1e9,
         "compile_s": first - best, "peak_rss_mb": peak_rss_mb(),
+        **({"bf16_err": error} if error is not None else {}),
     }
 
 
@@ -99,7 +104,8 @@ def main():
     print(table(rows, [("config", "config"), ("mode", "mode"), ("batch", "batch"), ("dtype", "dtype"),
                        ("img_s", "images/s"), ("ms", "ms/batch"), ("gflops", "conv GFLOP/s"),
                        ("pct_peak", "% of matmul peak"), ("compile_s", "compile s"),
-                       ("peak_rss_mb", "peak RSS MB"), ("error", "error")]))
+                       ("peak_rss_mb", "peak RSS MB"), ("bf16_err", "max |bf16 - fp32| / max |fp32|"),
+                       ("error", "error")]))
 
 
 if __name__ == "__main__":
