@@ -7,8 +7,10 @@ one line `stylejax: error: ...` and exits 1 (a traceback only with --debug).
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 
+from . import __version__
 from .intervention import InterventionConfig
 import traceback
 from pathlib import Path
@@ -110,11 +112,14 @@ def cmd_fit_directions(args) -> None:
     for a in attributes:
         labels.column(a)  # unknown names fail here, before any compute
     out = Directions.open_or_new(args.out, codes.meta["generator"])
+    table = tuple(float(f) for f in args.sparsity_table.split(",")) if args.sparsity_table else ()
     config = FitConfig(ratio=args.ratio, threshold=args.threshold, sparsity=args.sparsity,
-                       sparse_method=args.sparse_method, seed=args.seed)
+                       sparse_method=args.sparse_method, sparsity_table=table, seed=args.seed)
     _console().print(f"fitting {len(attributes)} attribute(s) in {args.space.upper()} on {len(codes)} codes")
-    fitted = fit_directions(codes, labels, args.space, attributes, config)
-    out.mean, out.std = codes.mean, codes.std
+    provenance = {"codes": str(Path(args.codes).absolute()), "labels": str(Path(args.labels).absolute()),
+                  "psi": codes.meta.get("psi"), "n_codes": len(codes), "stylejax": __version__,
+                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    fitted = fit_directions(codes, labels, args.space, attributes, config, provenance)
     for d in fitted:
         out.add(d)
     out.save(args.out)
@@ -126,6 +131,10 @@ def cmd_fit_directions(args) -> None:
         table.add_row(d.attribute, d.space, f"{r['train_acc']:.3f}", f"{r['val_acc']:.3f}",
                       f"{r['dense_val_acc']:.3f}", f"{r['nnz']}/{r['dim']}", f"{r['C']:g}")
     _console().print(table)
+    for d in fitted:
+        for row in d.report.get("sparsity_table", []):
+            _console().print(f"{d.attribute}: {row['nnz']} channels ({100 * row['fraction']:g}%): val acc "
+                             f"top-k {row['topk']:.3f}, top-k refit {row['topk_refit']:.3f}, L1 {row['l1']:.3f}")
     _console().print(f"saved to {args.out}")
 
 
@@ -247,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None, help="label all samples by score > threshold")
     p.add_argument("--sparsity", type=float, default=None, help="S only: fraction of channels kept, e.g. 0.05")
     p.add_argument("--sparse-method", default="l1", choices=["l1", "topk"])
+    p.add_argument("--sparsity-table", help="S only: report val accuracy at these fractions, e.g. 0.01,0.05,0.2")
     p.add_argument("--seed", type=int, default=0, help="train/validation split")
     p.add_argument("--out", required=True, help="directions .npz (entries are merged into an existing file)")
     p.set_defaults(func=cmd_fit_directions)

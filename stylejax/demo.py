@@ -22,7 +22,7 @@ from .directions import FitConfig
 from .evaluation import EvalConfig, evaluate
 from .images import grid, save_png, to_uint8
 from .intervention import InterventionConfig
-from .sampling import write_json_atomic
+from .io import write_json, write_text
 
 DEMO = EvalConfig(n_codes=4000, n_faces=8, batch=8, fit=FitConfig(ratio=0.05, sparsity=0.05))
 # Attributes with a region, and the mask threshold for that region's mean map.
@@ -115,6 +115,6 @@ def run(out: str | Path, world: World, cfg: EvalConfig, progress=None) -> list[d
     for attribute, res in results.items():
         save_png(out / f"grid_{attribute}.png", comparison_grid(res, world.masks[attribute]))
     text = f"Model: {world.description}\n\n" + markdown_table(rows) + "\n"
-    (out / "metrics.md").write_text(text)
-    write_json_atomic(out / "metrics.json", {"model": world.description, "config": repr(cfg), "rows": rows})
+    write_text(out / "metrics.md", text)
+    write_json(out / "metrics.json", {"model": world.description, "config": repr(cfg), "rows": rows})
     return rows

@@ -2,25 +2,27 @@
 
 On disk, one `.npz` (no pickles) holding
 
-    meta                 JSON string: version, generator identity, per entry its report
-    stats/mean, stats/std  the S statistics [D_S] used to standardise S directions
-    <attr>/<space>/normal  unit normal [D] (standardised coordinates for space "s")
+    meta                        JSON: version, generator identity, per entry its report
+    <attr>/<space>/normal       unit normal [D] (in standardised coordinates for space "s")
+    <attr>/s/mean, <attr>/s/std the S statistics [D_S] that define those coordinates
 
-Files are written atomically; adding a space to an existing file merges into it.
+Every S entry carries the statistics it was fitted with, so entries fitted on
+different sampling runs can share a file. Files are written atomically;
+fitting into an existing file merges (replaces the same attribute and space).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .io import atomic_write
+
 SPACES = ("s", "z", "w")
-VERSION = 1
+VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +32,16 @@ class Direction:
     normal: np.ndarray  # [D] unit norm, oriented towards the positive attribute
     bias: float  # decision function: normal . x_std + bias (x_std standardised for space "s")
     report: dict  # accuracies, C, sparsity, selection, provenance
+    mean: np.ndarray | None = None  # [D] S statistics ("s" entries only)
+    std: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
+        if "/" in self.attribute or not self.attribute:
+            raise ValueError(f"attribute names must be non-empty and contain no '/': {self.attribute!r}")
+        if (self.space == "s") != (self.std is not None and self.mean is not None):
+            raise ValueError("S directions need the S statistics (mean, std); Z and W directions take none")
 
     @property
     def nnz(self) -> int:
@@ -38,9 +50,7 @@ class Direction:
 
 @dataclasses.dataclass
 class Directions:
-    generator: dict  # stylejax.sampling.identity of the generator the codes came from
-    mean: np.ndarray | None = None  # [D_S] S statistics
-    std: np.ndarray | None = None
+    generator: dict  # stylejax.generator.identity of the generator the codes came from
     entries: dict = dataclasses.field(default_factory=dict)  # (attribute, space) -> Direction
 
     @property
@@ -56,10 +66,6 @@ class Directions:
         return self.entries[(attribute, space)]
 
     def add(self, d: Direction) -> None:
-        if d.space not in SPACES:
-            raise ValueError(f"space must be one of {SPACES}, got {d.space!r}")
-        if "/" in d.attribute or not d.attribute:
-            raise ValueError(f"attribute names must be non-empty and contain no '/': {d.attribute!r}")
         self.entries[(d.attribute, d.space)] = d
 
     def check_generator(self, identity: dict, what: str = "generator") -> None:
@@ -76,20 +82,15 @@ class Directions:
                 "entries": [{"attribute": d.attribute, "space": d.space, "bias": d.bias, "report": d.report}
                             for d in self.entries.values()]}
         arrays = {"meta": np.array(json.dumps(meta))}
-        if self.mean is not None:
-            arrays["stats/mean"] = np.asarray(self.mean, np.float32)
-            arrays["stats/std"] = np.asarray(self.std, np.float32)
         for d in self.entries.values():
-            arrays[f"{d.attribute}/{d.space}/normal"] = np.asarray(d.normal, np.float32)
+            prefix = f"{d.attribute}/{d.space}"
+            arrays[f"{prefix}/normal"] = np.asarray(d.normal, np.float32)
+            if d.space == "s":
+                arrays[f"{prefix}/mean"] = np.asarray(d.mean, np.float32)
+                arrays[f"{prefix}/std"] = np.asarray(d.std, np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod
@@ -105,12 +106,16 @@ class Directions:
             raise ValueError(f"{path} is not a stylejax directions file ({e})") from None
         if meta.get("version") != VERSION:
             raise ValueError(f"{path}: unsupported directions file version {meta.get('version')!r}")
-        out = cls(meta["generator"], data.get("stats/mean"), data.get("stats/std"))
+        out = cls(meta["generator"])
         for e in meta["entries"]:
-            key = f"{e['attribute']}/{e['space']}/normal"
-            if key not in data:
-                raise ValueError(f"{path} is damaged: {key} is missing")
-            out.add(Direction(e["attribute"], e["space"], data[key], float(e["bias"]), e["report"]))
+            prefix = f"{e['attribute']}/{e['space']}"
+            needed = [f"{prefix}/normal"] + ([f"{prefix}/mean", f"{prefix}/std"] if e["space"] == "s" else [])
+            missing = [k for k in needed if k not in data]
+            if missing:
+                raise ValueError(f"{path} is damaged: {missing} missing")
+            stats = (data[f"{prefix}/mean"], data[f"{prefix}/std"]) if e["space"] == "s" else (None, None)
+            out.add(Direction(e["attribute"], e["space"], data[f"{prefix}/normal"], float(e["bias"]), e["report"],
+                              *stats))
         return out
 
     @classmethod
@@ -136,11 +141,12 @@ class FitConfig:
     C_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
     sparsity: float | None = None  # S only: fraction of channels kept (e.g. 0.05); None = dense
     sparse_method: str = "l1"  # "l1" (FISTA, L1 strength bisected to the target count) or "topk"
+    sparsity_table: tuple[float, ...] = ()  # S only: also report validation accuracy at these fractions
     seed: int = 0  # fixes the train/validation split
 
 
 def fit_directions(codes, labels, space: str, attributes: list[str] | None = None,
-                   config: FitConfig = FitConfig()) -> list[Direction]:
+                   config: FitConfig = FitConfig(), provenance: dict | None = None) -> list[Direction]:
     """Fit one direction per attribute in `space` ("s", "z" or "w") at once.
 
     codes: a `stylejax.sampling.Codes`; labels: a `stylejax.labels.Labels`.
@@ -172,9 +178,13 @@ def fit_directions(codes, labels, space: str, attributes: list[str] | None = Non
     selection = select_labels(scores, jax.random.key(config.seed), ratio=config.ratio,
                               threshold=config.threshold, train_fraction=config.train_fraction)
     design = svm.prepare_design(x, selection, mean, std)
-    if not all(bool(np.all(np.isfinite(np.asarray(r.x)))) for r in (design.train, design.val)):
-        raise ValueError(f"the selected {space} codes contain NaN or inf")
     dense = svm.fit_svm(design, C_grid=config.C_grid)
+    table = None
+    if config.sparsity_table:
+        if space != "s":
+            raise ValueError("a sparsity table applies to the 's' space only")
+        ks = [max(1, int(round(f * x.shape[1]))) for f in config.sparsity_table]
+        table = svm.sparsity_table(design, ks, dense=dense)
     fit, nnz = dense, None
     if config.sparsity is not None:
         nnz = max(1, int(round(config.sparsity * x.shape[1])))
@@ -196,6 +206,14 @@ def fit_directions(codes, labels, space: str, attributes: list[str] | None = Non
             "n_val": int(np.sum(np.asarray(selection.val[k]))),
             "converged": bool(np.asarray(fit.converged[k])),
             "selection": selection_info, "seed": config.seed,
+            "provenance": dict(provenance or {}),
         }
-        out.append(Direction(name, space, normal, float(fit.bias[k]), report))
+        if table is not None:
+            report["sparsity_table"] = [
+                {"fraction": f, "nnz": int(kk), "topk": float(table.topk[j, k]),
+                 "topk_refit": float(table.topk_refit[j, k]), "l1": float(table.l1[j, k])}
+                for j, (f, kk) in enumerate(zip(config.sparsity_table, table.k))
+            ]
+        stats = (np.asarray(mean, np.float32), np.asarray(std, np.float32)) if space == "s" else (None, None)
+        out.append(Direction(name, space, normal, float(fit.bias[k]), report, *stats))
     return out

@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .directions import FitConfig, fit_directions
-from .generator import Generator, functional
+from .generator import Generator, functional, identity
 from .intervention import InterventionConfig, Result, intervene, translate
 from .labels import score_codes
 from .latents import z_from_seeds
-from .sampling import Codes, identity, sample_fn
+from .sampling import Codes, sample_fn
 from .translations import s_translation, z_translation
 
 KEEP_ATTRIBUTE = 0.8  # the claim's thresholds
@@ -64,7 +64,7 @@ def evaluate_attribute(G, codes, labels, scorer, attribute: str, mask: np.ndarra
     column = labels.names.index(attribute)
     score = lambda img: scorer(img)[:, column]
     fn, params = functional(G)
-    sigma = jnp.asarray(codes.std)
+    sigma = jnp.asarray(d_s.std)
     results: dict[str, list[Result]] = {"z": [], "s": [], "intervention": []}
     for start in range(0, cfg.n_faces, cfg.batch):
         seeds = list(range(start, min(cfg.n_faces, start + cfg.batch)))

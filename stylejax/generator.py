@@ -167,6 +167,19 @@ def functional(G: Generator) -> tuple[GeneratorFn, nnx.State]:
     return GeneratorFn(graphdef), params
 
 
+def identity(G: Generator) -> dict:
+    """What must match for codes or directions to belong to a generator: its config,
+    D_S and a fingerprint of its weights (so two trainings of one architecture differ)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    h.update(np.asarray(G.w_avg, np.float32).tobytes())
+    h.update(np.asarray(G.synthesis_network.b4.const[...], np.float32).tobytes())
+    return {"config": G.config.to_official_kwargs(), "dim_s": G.space.dim, "weights_sha256": h.hexdigest()[:16]}
+
+
 def abstract_generator(config: GeneratorConfig) -> Generator:
     """A generator of ShapeDtypeStructs: the parameter tree without computing it."""
     return nnx.eval_shape(lambda: Generator(config, rngs=nnx.Rngs(0)))

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .io import atomic_write
+
 
 def to_uint8(img) -> np.ndarray:
-    """Raw images [..., H, W, C] (about [-1, 1]) -> uint8, as the official generate.py does."""
+    """Raw images [..., H, W, C] (about [-1, 1]) -> uint8, as the official generate.py does:
+    clip(img * 127.5 + 128, 0, 255), truncated."""
     img = np.asarray(img, np.float32)
-    return np.clip(np.rint(img * 127.5 + 128.0), 0, 255).astype(np.uint8)
+    return np.clip(img * 127.5 + 128.0, 0, 255).astype(np.uint8)
 
 
 def to_pil(img) -> Image.Image | list[Image.Image]:
@@ -43,14 +44,7 @@ def grid(images: np.ndarray, ncol: int, pad: int = 2, fill: int = 255) -> np.nda
 
 def save_png(path: str | Path, image: np.ndarray | Image.Image) -> None:
     """Write a PNG atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
     if not isinstance(image, Image.Image):
         image = to_pil_uint8(np.asarray(image))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        image.save(f, format="PNG")

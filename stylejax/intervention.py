@@ -127,8 +127,10 @@ def face_loss(lam, params, face: Faces, sigma, layer_ids, fn: GeneratorFn, cfg: 
 
 
 class _Carry(NamedTuple):
-    lam: jnp.ndarray  # [B, P]
+    lam: jnp.ndarray  # [B, P] the next lam to evaluate
     opt_state: optax.OptState
+    last_good: jnp.ndarray  # [B, P] the last lam whose loss and gradient were finite
+    last_good_state: optax.OptState
     flagged: jnp.ndarray  # [B] bool
 
 
@@ -145,38 +147,39 @@ def _step(carry: _Carry, params, faces, sigma, layer_ids, fn, cfg, opt) -> tuple
     lam = optax.apply_updates(carry.lam, updates)
     if cfg.project:
         lam = jnp.clip(lam, 0.0, 1.0)
-    # A face whose loss or update is not finite keeps its last finite state and
-    # is frozen from then on; the other faces are untouched by it.
-    ok = (
-        jnp.isfinite(loss)
-        & jnp.all(jnp.isfinite(grads), axis=-1)
-        & jnp.all(jnp.isfinite(lam), axis=-1)
-        & ~carry.flagged
-    )
-    keep = lambda new, old: jnp.where(ok.reshape(ok.shape + (1,) * (new.ndim - 1)), new, old)
-    return _Carry(
-        keep(lam, carry.lam), jax.tree.map(keep, opt_state, carry.opt_state), carry.flagged | ~ok
-    ), loss
+    # A face whose loss (or update) is not finite goes back to its last lam with
+    # a finite loss and is frozen from then on; the other faces are untouched.
+    active = ~carry.flagged
+    evaluated_ok = jnp.isfinite(loss) & jnp.all(jnp.isfinite(grads), axis=-1)
+    step_ok = active & evaluated_ok & jnp.all(jnp.isfinite(lam), axis=-1)
+    revert = active & ~evaluated_ok
+    pick = lambda cond: lambda new, old: jnp.where(cond.reshape(cond.shape + (1,) * (new.ndim - 1)), new, old)
+    good, good_state = (jax.tree.map(pick(step_ok), carry.lam, carry.last_good),
+                        jax.tree.map(pick(step_ok), carry.opt_state, carry.last_good_state))
+    lam = jax.tree.map(pick(revert), carry.last_good, jax.tree.map(pick(step_ok), lam, carry.lam))
+    opt_state = jax.tree.map(pick(revert), carry.last_good_state,
+                             jax.tree.map(pick(step_ok), opt_state, carry.opt_state))
+    return _Carry(lam, opt_state, good, good_state, carry.flagged | (active & ~step_ok)), loss
 
 
 def init_carry(opt: optax.GradientTransformation, lam0: jnp.ndarray) -> _Carry:
     with jax.numpy_dtype_promotion("standard"):
         opt_state = jax.vmap(opt.init)(lam0)
-    return _Carry(lam0, opt_state, jnp.zeros(lam0.shape[0], bool))
+    return _Carry(lam0, opt_state, lam0, opt_state, jnp.zeros(lam0.shape[0], bool))
 
 
 @functools.lru_cache(maxsize=16)
 def compiled_optimise(fn: GeneratorFn, cfg: InterventionConfig) -> Callable:
     """The whole optimisation of one batch as one jitted function (cached per fn, cfg).
 
-    (params, faces, sigma, layer_ids, lam0) -> (lam, flagged, loss_history [steps, B])
+    (params, faces, sigma, layer_ids, lam0) -> (lam, last_good, flagged, loss_history [steps, B])
     """
     opt = cfg.transform()
 
     def run(params, faces, sigma, layer_ids, lam0):
         step = lambda c, _: _step(c, params, faces, sigma, layer_ids, fn, cfg, opt)
         carry, history = jax.lax.scan(step, init_carry(opt, lam0), None, length=cfg.steps)
-        return carry.lam, carry.flagged, history
+        return carry.lam, carry.last_good, carry.flagged, history
 
     return jax.jit(run)
 
@@ -194,7 +197,11 @@ def compiled_step(fn: GeneratorFn, cfg: InterventionConfig) -> Callable:
 
 
 def optimise(fn, cfg: InterventionConfig, params, faces, sigma, layer_ids, lam0):
-    """Run cfg.steps steps -> (lam [B, P], flagged [B], loss_history [steps, B])."""
+    """Run cfg.steps steps -> (lam [B, P], last_good [B, P], flagged [B], loss_history [steps, B]).
+
+    `lam` is the result of the last update (not yet evaluated); `last_good` the
+    last lam whose loss was finite, the fallback if `lam` renders non-finite.
+    """
     if cfg.loop == "scan":
         return compiled_optimise(fn, cfg)(params, faces, sigma, layer_ids, lam0)
     step = compiled_step(fn, cfg)
@@ -202,7 +209,7 @@ def optimise(fn, cfg: InterventionConfig, params, faces, sigma, layer_ids, lam0)
     for _ in range(cfg.steps):
         carry, loss = step(carry, params, faces, sigma, layer_ids)
         history.append(loss)
-    return carry.lam, carry.flagged, jnp.stack(history)
+    return carry.lam, carry.last_good, carry.flagged, jnp.stack(history)
 
 
 # ---- batch API ----------------------------------------------------------------------
@@ -255,9 +262,16 @@ def intervene(
     if mesh is not None:
         faces, lam0 = shard_faces(mesh, faces, lam0)
         params, sigma, layer_ids = replicate(mesh, (params, sigma, layer_ids))
-    lam, flagged, history = optimise(fn, config, params, faces, sigma, layer_ids, lam0)
-    faces, lam, flagged, history = jax.tree.map(lambda a: a[:b], (faces, lam, flagged, history.T))
+    lam, last_good, flagged, history = optimise(fn, config, params, faces, sigma, layer_ids, lam0)
+    faces, lam, last_good, flagged, history = jax.tree.map(
+        lambda a: a[:b], (faces, lam, last_good, flagged, history.T)
+    )
     result = _finish(fn, params, faces, sigma, layer_ids, lam, config, scorer)
+    broken = ~np.all(np.isfinite(result.images.reshape(b, -1)), axis=1)
+    if broken.any():  # the final update went astray: fall back to the last finite lam
+        lam = jnp.where(jnp.asarray(broken)[:, None], last_good, lam)
+        result = _finish(fn, params, faces, sigma, layer_ids, lam, config, scorer)
+        flagged = flagged | broken
     result.loss_history = np.asarray(history).T
     result.flagged = np.asarray(flagged)
     return result

@@ -19,8 +19,6 @@ depend on the chunk size or on interruptions.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -29,29 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from .generator import Generator, functional, jitted
+from .generator import Generator, functional, identity, jitted
 from .images import save_png, to_uint8
+from .io import write_json, write_npz
 
 DTYPES = {"float32": np.float32, "float16": np.float16}
 META, PROGRESS, STATS = "meta.json", "progress.json", "stats.npz"
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
-def identity(G: Generator) -> dict:
-    """What must match for codes to belong to a generator: its config, D_S and a
-    fingerprint of its weights (so two trainings of one architecture differ)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    h.update(np.asarray(G.w_avg, np.float32).tobytes())
-    h.update(np.asarray(G.synthesis_network.b4.const[...], np.float32).tobytes())
-    return {"config": G.config.to_official_kwargs(), "dim_s": G.space.dim, "weights_sha256": h.hexdigest()[:16]}
 
 
 def sample_fn(G: Generator, psi: float, cutoff: int | None):
@@ -99,8 +80,8 @@ def sample_codes(
         done = json.loads((out / PROGRESS).read_text())["chunks_done"] if (out / PROGRESS).exists() else 0
     else:
         arrays = {k: np.lib.format.open_memmap(out / f"{k}.npy", "w+", dtypes[k], shapes[k]) for k in shapes}
-        write_json_atomic(out / PROGRESS, {"chunks_done": 0})
-        write_json_atomic(out / META, meta)
+        write_json(out / PROGRESS, {"chunks_done": 0})
+        write_json(out / META, meta)
         done = 0
     if images:
         (out / "images").mkdir(exist_ok=True)
@@ -118,7 +99,7 @@ def sample_codes(
             _thumbnails(fn, params, s, out / "images", lo, images)
         for a in arrays.values():
             a.flush()
-        write_json_atomic(out / PROGRESS, {"chunks_done": c + 1})
+        write_json(out / PROGRESS, {"chunks_done": c + 1})
         if progress:
             progress(hi, n)
     if not (out / STATS).exists():
@@ -145,10 +126,7 @@ def _write_stats(out: Path, s: np.ndarray, chunk: int = 4096) -> None:
         sq += np.square(block).sum(0)
     mean = total / s.shape[0]
     std = np.sqrt(np.maximum(sq / s.shape[0] - mean**2, 0.0))
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".stats.", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, mean=mean.astype(np.float32), std=std.astype(np.float32), n=np.int64(s.shape[0]))
-    os.replace(tmp, out / STATS)
+    write_npz(out / STATS, mean=mean.astype(np.float32), std=std.astype(np.float32), n=np.int64(s.shape[0]))
 
 
 class Codes:
@@ -186,10 +164,3 @@ class Codes:
         if name not in ("z", "w", "s"):
             raise ValueError(f"space must be 'z', 'w' or 's', got {name!r}")
         return getattr(self, name)
-
-    def check_generator(self, G: Generator) -> None:
-        if self.meta["generator"] != identity(G):
-            raise ValueError(
-                f"codes in {self.folder} were sampled from another generator "
-                f"(D_S {self.meta['generator']['dim_s']} vs {G.space.dim})"
-            )

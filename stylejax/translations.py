@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 
 from .generator import GeneratorFn
@@ -19,6 +22,7 @@ def _unit(n: jnp.ndarray, dim: int, what: str) -> jnp.ndarray:
     return n / jnp.linalg.norm(n)
 
 
+@functools.partial(jax.jit, static_argnums=0, static_argnames="cutoff")
 def z_translation(fn: GeneratorFn, params, z, n_z, alpha_z: float, c=None, psi=1.0, cutoff=None):
     """z [B, z_dim], n_z [z_dim] -> ds_z [B, D_S]."""
     n = _unit(n_z, z.shape[-1], "the Z direction")
@@ -27,10 +31,14 @@ def z_translation(fn: GeneratorFn, params, z, n_z, alpha_z: float, c=None, psi=1
     return s1 - s0
 
 
-def w_translation(fn: GeneratorFn, params, ws, n_w, alpha_w: float):
-    """ws: W [B, w_dim] or W+ [B, num_ws, w_dim]; n_w [w_dim] added to every entry -> [B, D_S]."""
+@functools.partial(jax.jit, static_argnums=0, static_argnames="cutoff")
+def w_translation(fn: GeneratorFn, params, ws, n_w, alpha_w: float, psi=1.0, cutoff=None):
+    """ws: W [B, w_dim] or W+ [B, num_ws, w_dim]; n_w [w_dim] added to every entry,
+    then both truncated (psi 1: untouched, for final latents) -> [B, D_S]."""
     n = _unit(n_w, ws.shape[-1], "the W direction")
-    return fn.styles(params, ws + alpha_w * n) - fn.styles(params, ws)
+    before = fn.truncate(params, ws, psi, cutoff)
+    after = fn.truncate(params, ws + alpha_w * n, psi, cutoff)
+    return fn.styles(params, after) - fn.styles(params, before)
 
 
 def s_translation(n_s, sigma, alpha: float) -> jnp.ndarray:

@@ -6,7 +6,8 @@ import pytest
 from parity import load
 from stylejax.directions import Direction, Directions, FitConfig, fit_directions
 from stylejax.labels import Labels
-from stylejax.sampling import Codes, identity, sample_codes
+from stylejax.generator import identity
+from stylejax.sampling import Codes, sample_codes
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +50,16 @@ def test_file_round_trip_and_merge(world, tmp_path):
     dirs = Directions.open_or_new(path, identity(G))
     for d in fit_directions(codes, labels, "z", config=FitConfig(ratio=0.1)):
         dirs.add(d)
-    dirs.mean, dirs.std = codes.mean, codes.std
     dirs.save(path)
     merged = Directions.open_or_new(path, identity(G))
-    merged.add(Direction("planted", "s", np.eye(640)[0], 0.5, {"val_acc": 1.0}))
+    merged.add(Direction("planted", "s", np.eye(640)[0], 0.5, {"val_acc": 1.0}, codes.mean, codes.std))
     merged.save(path)
     back = Directions.load(path)
     assert sorted(back.entries) == [("noise", "z"), ("planted", "s"), ("planted", "z")]
     np.testing.assert_array_equal(back.get("planted", "z").normal, dirs.get("planted", "z").normal)
-    np.testing.assert_array_equal(back.std, codes.std)
+    np.testing.assert_array_equal(back.get("planted", "s").std, codes.std)
+    np.testing.assert_array_equal(back.get("planted", "s").mean, codes.mean)
+    assert back.get("planted", "z").std is None
     assert back.get("planted", "s").bias == 0.5
 
 

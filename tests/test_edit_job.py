@@ -161,3 +161,19 @@ def test_z_arrays_as_faces(world, tmp_path):
         np.testing.assert_allclose(r["s"], np.asarray(G.styles(G.mapping(z[1:], psi=0.7)))[0], atol=1e-5)
     np.save(tmp_path / "bad.npy", z[:, :10])
     assert edit(world, tmp_path / "zbad", "--z", str(tmp_path / "bad.npy")) == 1
+
+
+def test_restart_with_other_settings_is_refused(world, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert edit(world, out, "--seeds", "0-1") == 0
+    capsys.readouterr()
+    assert edit(world, out, "--seeds", "0-1", "--alpha", "5") == 1
+    err = capsys.readouterr().err
+    assert "other settings" in err and "spec" in err
+    assert len(list(out.glob("*.npz"))) == 2
+
+
+def test_per_face_masks_must_match_the_faces(world, tmp_path, capsys):
+    np.save(tmp_path / "masks.npy", np.ones((3, 32, 32), np.float32) * (np.arange(32) < 16))
+    assert edit(world, tmp_path / "out", "--seeds", "0-3", "--mask", str(tmp_path / "masks.npy")) == 1
+    assert "3 masks for 4 faces" in capsys.readouterr().err

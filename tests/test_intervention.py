@@ -160,3 +160,25 @@ def test_sharded_over_four_devices_equals_single_device():
     assert out.returncode == 0, out.stderr[-2000:]
     lam_diff, img_diff = map(float, out.stdout.split())
     assert lam_diff < 1e-4 and img_diff < 1e-4
+
+
+def test_diverging_face_falls_back_to_its_last_finite_lam(setup):
+    """Face 2 is fine at lam = 0 but its loss overflows once lam moves: it goes back
+    to the last lam with a finite loss, is flagged, and the other faces are unaffected."""
+    G, s, ds_z, ds_n, mask, sigma = setup
+    cfg = InterventionConfig(steps=4, optimizer=optax.sgd(1.0))
+    per_face = jnp.broadcast_to(ds_n, s.shape)
+    clean = run(setup, cfg, ds_n=per_face)
+    res = run(setup, cfg, ds_n=per_face.at[2].multiply(1e15))
+    assert res.flagged.tolist() == [False, False, True, False]
+    assert np.isfinite(res.loss_history[0, 2]) and not np.all(np.isfinite(res.loss_history[:, 2]))
+    np.testing.assert_array_equal(res.lam[2], 0.0)  # lam = 0 was its last finite-loss point
+    assert np.all(np.isfinite(res.images[2]))
+    np.testing.assert_allclose(res.lam[[0, 1, 3]], clean.lam[[0, 1, 3]], atol=1e-6)
+
+
+def test_remat_gives_the_same_result(setup):
+    a = run(setup, dataclasses.replace(SGD, steps=3))
+    b = run(setup, dataclasses.replace(SGD, steps=3, remat=True))
+    np.testing.assert_allclose(a.lam, b.lam, atol=1e-5)
+    np.testing.assert_allclose(a.loss_history, b.loss_history, rtol=1e-5)

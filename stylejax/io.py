@@ -1,0 +1,45 @@
+"""Atomic file writes: a temporary file in the destination's folder, then a rename.
+
+A reader never sees a half-written file, and an interrupted or failed write
+leaves the previous version (or nothing) in place, plus no temporary file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success it replaces `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def write_npz(path: str | Path, **arrays) -> None:
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
