@@ -1,9 +1,9 @@
 """Style intervention throughput (faces x steps / s) and memory.
 
-* small256 shapes: one compiled optimisation for a batch of 1, 8 and 32 faces
-  (lax.scan over steps, the library's choice), the same batch driven by a
-  Python loop over the jitted batched step, and a per-face Python loop over
-  the jitted single-face step (the baseline a vmap-free implementation gets).
+* small256 shapes, for a batch of 1, 8 and 32 faces: the batched step driven
+  by a Python loop (the library's default), the same steps under lax.scan (one
+  program), and a per-face Python loop over the jitted single-face step (the
+  baseline a vmap-free implementation gets).
 * FFHQ-1024 shapes (random weights): batch 1 and 4, and XLA's peak temporary
   memory of the compiled optimisation with and without rematerialisation.
 

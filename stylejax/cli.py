@@ -11,7 +11,6 @@ import datetime
 import sys
 
 from . import __version__
-from .intervention import InterventionConfig
 import traceback
 from pathlib import Path
 
@@ -142,6 +141,7 @@ def cmd_edit(args) -> None:
     from .checkpoint import load
     from .directions import Directions
     from .edit_job import EditJob, EditSpec, faces_from_latents, faces_from_seeds, faces_from_z
+    from .intervention import InterventionConfig
     from .latents import load_latents, load_z, parse_seeds
 
     if sum(x is not None for x in (args.seeds, args.z, args.latents)) != 1:
@@ -164,9 +164,10 @@ def cmd_edit(args) -> None:
         faces = faces_from_latents(load_latents(args.latents, G.config.w_dim, G.num_ws))
     spec = EditSpec(args.attribute, alpha=args.alpha, alpha_z=args.alpha_z, translation=args.translation,
                     psi=args.psi)
-    config = InterventionConfig(steps=args.steps, learning_rate=args.lr, w_pix=args.w_pix,
-                                w_attr=args.w_attr, w_reg=args.w_reg, granularity=args.granularity,
-                                project=args.project, remat=args.remat)
+    weights = {k: v for k, v in (("w_pix", args.w_pix), ("w_attr", args.w_attr), ("w_reg", args.w_reg))
+               if v is not None}
+    config = InterventionConfig(steps=args.steps, learning_rate=args.lr, granularity=args.granularity,
+                                project=args.project, remat=args.remat, **weights)
     job = EditJob(G, directions, spec, faces, args.mask, args.out, config, batch=args.batch,
                   process_index=pid, process_count=count)
     skipped = len(range(pid, len(faces.keys), count)) - len(job.todo)
@@ -187,8 +188,18 @@ def _run_study(args, cfg) -> None:
     if getattr(args, "checkpoint", None) not in (None, "toyfaces"):
         raise ValueError("evaluate needs an attribute scorer and region masks: only the bundled toyfaces model has them")
     _console().print(f"model: {world.description}")
-    with _console().status("starting") as status:
-        rows = demo.run(args.out, world, cfg, progress=lambda msg: status.update(msg))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    tasks = {}
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=_console()) as bar:
+
+        def progress(task, done, total):
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total)
+            bar.update(tasks[task], completed=done)
+
+        rows = demo.run(args.out, world, cfg, progress=progress)
     print(demo.markdown_table(rows))
     _console().print(f"pictures and metrics in {args.out}/")
 
@@ -201,6 +212,7 @@ def cmd_demo(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from .evaluation import EvalConfig
+    from .intervention import InterventionConfig
 
     _run_study(args, EvalConfig(n_codes=args.n_codes, n_faces=args.n_faces,
                                 intervention=InterventionConfig(steps=args.steps)))
@@ -276,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--translation", default="z", choices=["z", "w"])
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--w-pix", type=float, default=InterventionConfig.w_pix)
-    p.add_argument("--w-attr", type=float, default=InterventionConfig.w_attr)
-    p.add_argument("--w-reg", type=float, default=InterventionConfig.w_reg)
+    p.add_argument("--w-pix", type=float, help="pixel loss weight (default: the library's)")
+    p.add_argument("--w-attr", type=float, help="direction loss weight")
+    p.add_argument("--w-reg", type=float, help="lam regulariser weight")
     p.add_argument("--granularity", default="channel", choices=["channel", "layer", "scalar"])
     p.add_argument("--project", action="store_true", help="keep lam in [0, 1]")
     p.add_argument("--remat", action="store_true", help="rematerialise synthesis blocks (less memory)")

@@ -12,11 +12,9 @@ import math
 from typing import Any, Mapping
 
 # Keyword arguments that only steer how the official code *runs* (memory
-# format, fp16 casting, fused kernels); they do not change the function the
-# network computes in fp32, so they are accepted and dropped.
-_RUNTIME_ONLY_SYNTHESIS_KWARGS = frozenset(
-    {"channels_last", "fp16_channels_last", "fused_modconv_default", "num_fp16_res"}
-)
+# format, fused kernels); they do not change the function the network
+# computes, so they are accepted and dropped. (num_fp16_res is kept, as a record.)
+_RUNTIME_ONLY_SYNTHESIS_KWARGS = frozenset({"channels_last", "fp16_channels_last", "fused_modconv_default"})
 _SUPPORTED_FILTER = (1, 3, 3, 1)
 
 
@@ -95,14 +93,6 @@ class GeneratorConfig:
         """Feature channels at a block resolution (ada's rule)."""
         return min(self.synthesis.channel_base // resolution, self.synthesis.channel_max)
 
-    @property
-    def mapping_features(self) -> int:
-        return self.mapping.layer_features or self.w_dim
-
-    @property
-    def embed_features(self) -> int:
-        return self.mapping.embed_features or self.w_dim
-
     # ---- official kwargs -----------------------------------------------------
     @classmethod
     def from_official_kwargs(cls, kwargs: Mapping[str, Any]) -> "GeneratorConfig":
@@ -128,7 +118,7 @@ class GeneratorConfig:
         filt = synthesis_kw.pop("resample_filter", None)
         if filt is not None and tuple(int(v) for v in filt) != _SUPPORTED_FILTER:
             raise ConfigError(f"resample_filter {list(filt)} is not supported (only [1, 3, 3, 1])")
-        for name in _RUNTIME_ONLY_SYNTHESIS_KWARGS - {"num_fp16_res"}:
+        for name in _RUNTIME_ONLY_SYNTHESIS_KWARGS:
             synthesis_kw.pop(name, None)
         if synthesis_kw.get("conv_clamp") is not None:
             synthesis_kw["conv_clamp"] = float(synthesis_kw["conv_clamp"])

@@ -54,10 +54,12 @@ def toyfaces_world(attributes=("smile",)) -> World:
     return World(G, clf.score, list(clf.attributes), masks, "the bundled toyfaces StyleGAN2 (trained here)")
 
 
-def random_world() -> World:
+def random_world(attributes=("smile",)) -> World:
     from .config import GeneratorConfig, MappingConfig, SynthesisConfig
     from .generator import Generator
 
+    if tuple(attributes) != ("smile",):
+        raise ValueError("without the bundled toyfaces model only the synthetic 'smile' demo is available")
     cfg = GeneratorConfig(z_dim=64, w_dim=64, img_resolution=32, mapping=MappingConfig(num_layers=2),
                           synthesis=SynthesisConfig(channel_base=1024, channel_max=64))
     G = Generator(cfg, rngs=nnx.Rngs(0))
@@ -75,7 +77,7 @@ def default_world(attributes=("smile",)) -> World:
     try:
         return toyfaces_world(attributes)
     except BundleError:
-        return random_world()
+        return random_world(attributes)
 
 
 def comparison_grid(results: dict, mask: np.ndarray, n: int = 8) -> np.ndarray:

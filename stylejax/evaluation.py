@@ -46,18 +46,26 @@ class EvalConfig:
     seed: int = 0
 
 
-def scored_codes(G: Generator, scorer, names, n: int, psi: float, seed: int, batch: int = 1000):
+Progress = Callable[[str, int, int], None]  # (task, done, total)
+
+
+def scored_codes(G: Generator, scorer, names, n: int, psi: float, seed: int, batch: int = 1000,
+                 progress: Progress | None = None):
     """Sample n codes in memory and score them -> (Codes, Labels)."""
     run, params = sample_fn(G, psi, None)
     key = jax.random.key(seed)
-    parts = [jax.device_get(run(params, key, jnp.arange(i, min(n, i + batch)))) for i in range(0, n, batch)]
+    parts = []
+    for i in range(0, n, batch):
+        parts.append(jax.device_get(run(params, key, jnp.arange(i, min(n, i + batch)))))
+        if progress:
+            progress("sampling codes", min(n, i + batch), n)
     z, w, s = (np.concatenate([p[k] for p in parts]) for k in range(3))
     codes = Codes.from_arrays(z, w, s, identity(G))
     return codes, score_codes(G, codes.s, scorer, list(names))
 
 
 def evaluate_attribute(G, codes, labels, scorer, attribute: str, mask: np.ndarray, cfg: EvalConfig,
-                       progress: Callable[[str], None] | None = None) -> tuple[dict, dict[str, Result]]:
+                       progress: Progress | None = None) -> tuple[dict, dict[str, Result]]:
     """-> (row of the results table, {"z": Result, "s": Result, "intervention": Result})."""
     d_s, = fit_directions(codes, labels, "s", [attribute], cfg.fit)
     d_z, = fit_directions(codes, labels, "z", [attribute], dataclasses.replace(cfg.fit, sparsity=None))
@@ -77,7 +85,7 @@ def evaluate_attribute(G, codes, labels, scorer, attribute: str, mask: np.ndarra
         results["s"].append(translate((fn, params), s, ds_z, ds_n, mask, 1.0, **common))
         results["intervention"].append(intervene((fn, params), s, ds_z, ds_n, mask, cfg.intervention, **common))
         if progress:
-            progress(f"{attribute}: {seeds[-1] + 1}/{cfg.n_faces} faces")
+            progress(f"editing {attribute}", seeds[-1] + 1, cfg.n_faces)
     merged = {k: _concat(v) for k, v in results.items()}
     m = {k: {name: float(np.mean(v)) for name, v in r.metrics.items()} for k, r in merged.items()}
     keep = m["intervention"]["attribute_change"] / m["z"]["attribute_change"]
@@ -105,11 +113,9 @@ def _concat(results: list[Result]) -> Result:
 
 
 def evaluate(G: Generator, scorer, names, masks: dict[str, np.ndarray], cfg: EvalConfig = EvalConfig(),
-             progress: Callable[[str], None] | None = None):
+             progress: Progress | None = None):
     """Evaluate every attribute in `masks` ({attribute: binary mask [R, R]}) -> (rows, results)."""
-    if progress:
-        progress(f"sampling and scoring {cfg.n_codes} codes")
-    codes, labels = scored_codes(G, scorer, names, cfg.n_codes, cfg.psi, cfg.seed)
+    codes, labels = scored_codes(G, scorer, names, cfg.n_codes, cfg.psi, cfg.seed, progress=progress)
     rows, results = [], {}
     for attribute, mask in masks.items():
         row, res = evaluate_attribute(G, codes, labels, scorer, attribute, mask, cfg, progress)

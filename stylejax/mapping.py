@@ -57,9 +57,9 @@ class MappingNetwork(nnx.Module):
         self.num_layers = cfg.mapping.num_layers
         lr = cfg.mapping.lr_multiplier
         if cfg.c_dim > 0:
-            self.embed = Dense(cfg.c_dim, cfg.embed_features, rngs=rngs)
-        in_features = cfg.z_dim + (cfg.embed_features if cfg.c_dim else 0)
-        features = [in_features] + [cfg.mapping_features] * (self.num_layers - 1) + [cfg.w_dim]
+            self.embed = Dense(cfg.c_dim, cfg.mapping.embed_features, rngs=rngs)
+        in_features = cfg.z_dim + (cfg.mapping.embed_features if cfg.c_dim else 0)
+        features = [in_features] + [cfg.mapping.layer_features] * (self.num_layers - 1) + [cfg.w_dim]
         for i in range(self.num_layers):
             layer = Dense(features[i], features[i + 1], lr_multiplier=lr, act="lrelu", rngs=rngs)
             setattr(self, f"fc{i}", layer)

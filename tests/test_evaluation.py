@@ -30,4 +30,7 @@ def test_evaluation_runs_and_reports_every_method():
     assert row["z_attribute_change"] > 0 and row["s_attribute_change"] > 0
     np.testing.assert_allclose(row["s_cos_ds_dsn"], 1.0, atol=1e-5)
     assert row["intervention_outside_change"] < row["z_outside_change"]
-    assert row["keep_ratio"] == row["intervention_attribute_change"] / row["z_attribute_change"]
+    # The attribute change is the scorer's column for that attribute, edited minus original.
+    z = results["red"]["z"]
+    want = np.asarray(scorer(jnp.asarray(z.images))[:, 0] - scorer(jnp.asarray(z.original))[:, 0])
+    np.testing.assert_allclose(z.metrics["attribute_change"], want, atol=1e-5)

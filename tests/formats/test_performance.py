@@ -1,7 +1,8 @@
-"""Reading copies each needed tensor about once and reads nothing it does not need."""
+"""Reading copies each needed tensor about once and reads nothing it does not need.
+
+(Wall time is measured by benchmarks/bench_convert.py, not asserted here.)"""
 
 import json
-import time
 import tracemalloc
 
 import numpy as np
@@ -19,25 +20,22 @@ def small256():
 
 def measure(path):
     tracemalloc.start()
-    start = time.perf_counter()
     result = read_network(path)
-    seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return result, seconds, peak
+    return result, peak
 
 
-def test_ada_snapshot_memory_and_time(tmp_path):
+def test_ada_snapshot_memory(tmp_path):
     sd, kwargs = small256()
     nbytes = sum(a.nbytes for a in sd.values())
     # A training snapshot: G and G_ema are separate networks; only G_ema is materialised.
     snapshot = {'G': ada_generator(sd, kwargs), 'D': None, 'G_ema': ada_generator(sd, kwargs), 'augment_pipe': None}
     (tmp_path / 'snapshot.pkl').write_bytes(dumps(snapshot))
-    result, seconds, peak = measure(tmp_path / 'snapshot.pkl')
+    result, peak = measure(tmp_path / 'snapshot.pkl')
     assert sum(a.nbytes for a in result.state_dict.values()) == nbytes
     # The unpickled storage blobs (2 networks) plus one output copy, with some slack.
     assert peak < 3.5 * nbytes, peak / nbytes
-    assert seconds < 5
 
 
 def test_rosinality_train_checkpoint_reads_only_g_ema(tmp_path):
@@ -48,7 +46,6 @@ def test_rosinality_train_checkpoint_reads_only_g_ema(tmp_path):
                       g_optim={'state': rosinality_checkpoint(sd)['g_ema']})
     (tmp_path / 'train.pt').write_bytes(torch_zip(checkpoint))
     assert (tmp_path / 'train.pt').stat().st_size > 4 * nbytes
-    _, seconds, peak = measure(tmp_path / 'train.pt')
+    _, peak = measure(tmp_path / "train.pt")
     # Storages are read lazily from the zip: g_ema's records plus one output copy, not the whole archive.
     assert peak < 2.5 * nbytes, peak / nbytes
-    assert seconds < 5
