@@ -9,38 +9,83 @@ so both solve the same problem and accuracies/objectives compare directly; with
 standardised codes and balanced classes the 0.5 b^2 term is a light penalty.
 Nothing here is specific to S: the same code fits directions in Z or W.
 
-Solver: Newton-CG with the generalised Hessian of the squared hinge
-(H = I + 2C X_A^T X_A over the active rows A), Jacobi-preconditioned conjugate
-gradients with forcing term min(0.5, sqrt(|g|/|g0|)), and Armijo backtracking
-that costs no pass over the data (the margins along the step are accumulated
-during CG). When the training rows are fewer than the channels (the common
-2% selection: M = 560 rows vs D = 9088), the problem is solved exactly in the
-row span (`_reduce`: Gram matrix + eigh, M features), where the features are
-decorrelated and the Jacobi preconditioner is effective. Measured on planted
-data (N = 20,000, D = 9,088, K = 8, 2 CPU cores): Newton-CG directly in D took
-56 s at C = 1 (up to 3,300 CG steps, each one pass over the rows); in the row
-span 2.0 s at C = 1, 0.67 s at C = 1e-3 (LinearSVC: 1.4 s for the 8 fits).
-`optax.lbfgs` was not benchmarked: Newton uses the exact curvature of this
-piecewise-quadratic loss and needs no extra passes for its line search, where
-the zoom line search of L-BFGS evaluates the objective (a pass) per trial step.
+Two solvers, chosen by the shape of the training rows (M rows, D channels):
 
-Batching: one lane = one (attribute, C) pair; lanes are `jax.vmap`-ed, so with
-shared codes every pass over a row block is one matrix product
-[B, D] x [D, lanes] instead of K * G matrix-vector products. C is chosen per
-attribute on the validation split (highest accuracy, smallest C on ties).
+* M < D (the InterFaceGAN 2% selection: M = 560 rows per attribute vs D = 9,088):
+  dual coordinate descent (`_dual_cd`, Hsieh et al. 2008) on the M x M Gram
+  matrix of [x_hat, 1]. The dual is a box-constrained QP in M variables,
+  alpha >= 0, Q = diag(y) (X~ X~^T) diag(y) + I / (2C); each coordinate step
+  is an exact 1-D minimisation and costs O(M) per lane once the Gram matrix
+  exists. The Gram matrix (M^2 D flops; only its block upper triangle is
+  multiplied out) is computed once and shared by every C of the grid, so C
+  selection is nearly free. It stops on the duality gap (<= tol^2 of the
+  objective, a bound on the relative suboptimality that is computed from
+  non-negative terms and so resolves far below float32 resolution of the
+  objective), then lifts w = X_hat^T (alpha y) in one pass over the rows.
+  Why not coordinate descent in D (LinearSVC's own method, no Gram matrix):
+  under XLA on CPU each of its M sequential steps (a [K, D] dot and axpy)
+  measured 70-100 us, i.e. 40-50 ms per epoch for ~12 epochs; a blocked
+  variant (B = 32-64 rows per step with their block Gram matrix, two [B, D]
+  products per block) measured 0.36 s against 0.49 s for a whole Gram-route
+  fit at one C (but without a validation pass and on a pre-standardised
+  float32 copy), and 0.53 s against 0.55 s for a 4-value grid (every C adds
+  two passes per epoch): not worth a second dual solver. Over-relaxation
+  (SOR) only added epochs.
+  The previous solver (eigh of the Gram matrix, then Newton-CG in the row
+  span) spent 1.3 s in eigh alone. The Gram product runs at ~100 GFLOP/s on
+  this machine (2 cores), which puts a floor of ~0.3 s under one fit of the
+  benchmark below.
+* M >= D (threshold selection labels all N rows): Newton-CG in D with the
+  generalised Hessian of the squared hinge (H = I + 2C X_A^T X_A over the
+  active rows A), Jacobi-preconditioned conjugate gradients with forcing term
+  min(0.5, sqrt(|g|/|g0|)), and Armijo backtracking that costs no pass over
+  the data (the margins along the step are accumulated during CG). Dual
+  coordinate descent converges too slowly there (N = 20k, D = 9,088: a 5e-2
+  relative gap after 30 epochs at C = 1e-3), which is why LinearSVC, too,
+  switches to its primal solver when rows outnumber channels. The C grid is
+  walked in ascending order, each C warm-started from the previous solution;
+  the cost per C grows with C (CG steps on the benchmark data: 12, 32, 102,
+  ~460 at C = 1e-5 ... 1e-2, each step one pass over the rows for all
+  attributes). A rank-512 covariance sketch (randomised range finder on 4,096
+  rows) as CG preconditioner was tried and raised the CG steps (16 / 42 / 130
+  instead of 12 / 32 / 102): on these codes the spread of the noise bulk of
+  X_A^T X_A, not its low-rank part, sets the conditioning.
+
+Measured (benchmarks/bench_svm.py; N = 20,000, D = 9,088, K = 8 on 2 CPU cores
+shared with a GAN training and test runs, load average ~6: times inflated and noisy):
+  ratio, 560 training rows per attribute: prepare_design 0.06 s warm (the former
+    block-by-block device copy took 1.08 s); fit_svm at one C (1e-3) 0.66 s warm,
+    4-value grid 0.79 s (first calls, with compilation, 4-5 s). LinearSVC: 2.3 s
+    for the 8 fits at that C (x3.2 with prepare: the 5x target is not met at a
+    single C), 10.2 s with the same C selection (x12). Validation accuracy equal
+    on all 8 attributes. With only the training running (at nice 10): prepare
+    0.05 s, one-C fit 0.49 s = Gram 0.42 + 12 epochs 0.05 + lift 0.02 +
+    validation 0.01 s.
+  threshold, 14,000 rows: one C (1e-4) 10.7 s vs LinearSVC 144 s (x13, equal
+    accuracy to 0.02 pt); grid 1e-5, 1e-4, 1e-3: 57 s (was > 7 min for a
+    vmapped 1e-4 ... 1e-2 grid).
+  N = 100,000 threshold mode on a float16 memmap: peak RSS 3.9 GiB.
+
+Batching: attributes (and, in the dual solver, the C values of the grid) are
+`jax.vmap`-ed lanes; with shared codes every pass over a row block is one
+matrix product [B, D] x [D, lanes] instead of K matrix-vector products. C is
+chosen per attribute on the validation split (highest accuracy, smallest C on
+ties).
 
 Memory: codes may be a numpy array, a float16 memmap or a jax array. Only the
-selected rows are copied, block by block, into one padded device buffer in the
-storage dtype (float16 stays float16: half the bytes; anything else becomes
-float32); every pass then upcasts and standardises one block of `block_rows`
-rows at a time inside `lax.scan`, so no float32 or standardised copy of the data
-exists (the row-span reduction standardises one attribute's M < D rows at a
-time, an M x D temporary). Standardising the block (rather than folding mean/std into w) keeps
-float32 precision when |mean| >> std, as for S channels whose affine bias is 1.
-The selected rows are gathered once per attribute ([nb, K, B, D]) when the
-attributes' sets are nearly disjoint (ratio selection: no attribute pays the
-flops of another's rows), or once for all ([M, D] + [K, M] weights) when they
-overlap (threshold selection: one copy [nb, B, D] instead of K).
+selected rows are gathered, with one numpy `take` (only those rows of a memmap
+are read), into an aligned host buffer that the CPU device uses in place, in
+the storage dtype (float16 stays float16: half the bytes; anything else becomes
+float32). Every Newton-CG pass upcasts and standardises one block of
+`block_rows` rows at a time inside `lax.scan`, so no float32 or standardised
+copy of the data exists; the Gram matrix standardises one attribute's M < D
+rows at a time (an M x D temporary). Standardising the block (rather than
+folding mean/std into w) keeps float32 precision when |mean| >> std, as for S
+channels whose affine bias is 1. The selected rows are gathered once per
+attribute ([nb, K, B, D]) when the attributes' sets are nearly disjoint (ratio
+selection: no attribute pays the flops of another's rows), or once for all
+([M, D] + [K, M] weights) when they overlap (threshold selection: one copy
+[nb, B, D] instead of K).
 """
 
 from __future__ import annotations
@@ -62,6 +107,9 @@ _ARMIJO_STEPS = 30  # halvings before giving up on a step (2^-30 is below float3
 # fraction of f: float32 cannot resolve more, and at large C the gradient's
 # rounding error (~ condition number x 6e-8) can exceed tol |theta|.
 _FLOAT32_GAP = 1e-6
+# The dual solver keeps a [K, M, M] float32 Gram matrix: 8 x 4096^2 floats = 512 MiB at most.
+_GRAM_MAX_ROWS = 4096
+_GRAM_PANELS = 4  # row panels of the Gram product (symmetry: 10 of 16 blocks computed)
 
 
 class Rows(NamedTuple):
@@ -97,10 +145,11 @@ class SVMFit(NamedTuple):
     val_acc:       [K] validation accuracy at the chosen C.
     val_acc_grid:  [K, G] validation accuracy for every C of the grid.
     C:             [K] chosen C.
-    iterations:    [K] Newton iterations.
-    cg_iterations: [K] conjugate-gradient iterations (Hessian-vector products).
-    grad_norm:     [K] final |gradient| / |gradient at 0|.
-    converged:     [K] bool, grad_norm <= tol.
+    iterations:    [K] Newton steps (primal solver) or epochs (dual solver).
+    cg_iterations: [K] conjugate-gradient steps (Hessian-vector products); 0 for the dual solver.
+    grad_norm:     [K] final |gradient| / |(w, b)| of the primal objective.
+    gap:           [K] relative duality gap, an upper bound on (f - f*) / f.
+    converged:     [K] bool: the solver's stopping rule was met (see fit_svm's tol).
     """
 
     normal: jax.Array
@@ -113,6 +162,7 @@ class SVMFit(NamedTuple):
     iterations: jax.Array
     cg_iterations: jax.Array
     grad_norm: jax.Array
+    gap: jax.Array
     converged: jax.Array
 
 
@@ -232,20 +282,24 @@ def _copy_rows(codes, index: np.ndarray, block: int, per_attribute: bool) -> jax
     scatter. (The previous block-by-block `.at[].set` into a donated buffer
     took 1.1 s for the 4,480 rows of the ratio benchmark; this takes tens of ms.)
     """
+    if not isinstance(codes, np.ndarray):  # a jax array: a view of its host buffer on CPU
+        codes = np.asarray(codes)
     dtype = np.float16 if codes.dtype == np.float16 else np.float32
     r, m = index.shape
     nb, d = m // block, codes.shape[1]
     order = index.reshape(r, nb, block).transpose(1, 0, 2).reshape(-1)  # block-major
     host = _aligned_empty((order.size, d), dtype)
     if codes.dtype == dtype:
-        np.take(codes, order, axis=0, out=host)
+        np.take(codes, order, axis=0, out=host, mode="clip")  # "raise" would buffer the output
     else:
         for i in range(0, order.size, 4096):  # converts dtype chunk by chunk
             host[i : i + 4096] = codes[order[i : i + 4096]]
+    # One sum is non-finite if any value is (or, rarely, on overflow: then look row by row).
+    if not np.isfinite(host.sum(dtype=np.float32)):
+        bad = np.flatnonzero(~np.all(np.isfinite(host), axis=1))
+        if bad.size:
+            raise ValueError(f"codes contain NaN or inf (first at row {order[bad[0]]}); drop those samples first")
     rows = jax.device_put(host.reshape((nb, r, block, d) if per_attribute else (nb, block, d)), may_alias=True)
-    if not bool(_all_finite(rows)):
-        bad = order[np.flatnonzero(~np.all(np.isfinite(host), axis=1))[0]]
-        raise ValueError(f"codes contain NaN or inf (first at row {bad}); drop those samples first")
     return rows
 
 
@@ -255,11 +309,6 @@ def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
     raw = np.empty(size + align, np.uint8)
     offset = -raw.ctypes.data % align
     return raw[offset : offset + size].view(dtype).reshape(shape)
-
-
-@jax.jit
-def _all_finite(x: jax.Array) -> jax.Array:
-    return jnp.all(jnp.isfinite(x))
 
 
 def _rows_axis(rows: Rows):
@@ -378,14 +427,16 @@ class _Newton(NamedTuple):
 
 class _LaneFit(NamedTuple):
     theta: jax.Array  # [D+1]
-    iterations: jax.Array
-    cg_iterations: jax.Array
+    train_acc: jax.Array  # training accuracy, from the final margins
+    iterations: jax.Array  # Newton steps, or dual epochs
+    cg_iterations: jax.Array  # CG steps (0 for the dual solver)
     grad_norm: jax.Array  # |gradient| / |theta|
+    gap: jax.Array  # relative duality gap (f - f*) / f bound
     converged: jax.Array
 
 
-def _newton_cg(x, y, weight, C, mean, std, tol, max_newton, max_cg) -> _LaneFit:
-    """Minimises the squared-hinge objective of one lane from theta = 0.
+def _newton_cg(x, y, weight, C, mean, std, tol, max_newton, max_cg, theta0) -> _LaneFit:
+    """Minimises the squared-hinge objective of one lane from theta0 [D+1].
 
     Stops when |grad| <= tol |theta|: the objective is 1-strongly convex and
     f >= |theta|^2 / 2, so then f - f* <= |grad|^2 / 2 <= tol^2 f; or when the
@@ -412,11 +463,26 @@ def _newton_cg(x, y, weight, C, mean, std, tol, max_newton, max_cg) -> _LaneFit:
         f = 0.5 * s.theta @ s.theta + C * jnp.sum((weight * jnp.maximum(0.0, 1.0 - y * s.z)) ** 2)
         return (jnp.linalg.norm(s.g) <= tol * jnp.linalg.norm(s.theta)) | (s.decrement <= 2 * _FLOAT32_GAP * f)
 
-    theta0 = jnp.zeros(x.shape[-1] + 1)
     init = _Newton(theta0, *grad(theta0), jnp.inf, 0, 0)
     g0 = jnp.linalg.norm(init.g)
     s = lax.while_loop(lambda s: ~resolved(s) & (s.it < max_newton), body, init)
-    return _LaneFit(s.theta, s.it, s.cg_it, jnp.linalg.norm(s.g) / jnp.linalg.norm(s.theta), resolved(s))
+    f = 0.5 * s.theta @ s.theta + C * jnp.sum((weight * jnp.maximum(0.0, 1.0 - y * s.z)) ** 2)
+    gnorm = jnp.linalg.norm(s.g)
+    return _LaneFit(
+        s.theta,
+        _margin_accuracy(s.z, y, weight),
+        s.it,
+        s.cg_it,
+        gnorm / jnp.linalg.norm(s.theta),
+        0.5 * gnorm**2 / f,  # the duality gap at alpha = 2C hinge(theta) is |g|^2 / 2
+        resolved(s),
+    )
+
+
+def _margin_accuracy(z, y, weight):
+    """Weighted accuracy from margins z (any shape, like y); ties predict -1 like sklearn."""
+    pred = jnp.where(z > 0, 1.0, -1.0)
+    return jnp.sum(weight * (pred == y).astype(jnp.float32)) / jnp.sum(weight)
 
 
 def _correct(theta, x, y, weight, mean, std):
@@ -430,82 +496,161 @@ def _correct(theta, x, y, weight, mean, std):
     return jnp.sum(weight * (pred == y).astype(jnp.float32)), jnp.sum(weight)
 
 
-# ---- row-span reduction (fewer rows than channels) -------------------------------
+# ---- dual coordinate descent on the Gram matrix (fewer rows than channels) -----------
 
 
-def _reduce(x, mean, std):
-    """Features of the same problem in the row span: x [nb, B, D] -> ([1, M, M], lift [M, M]).
+class _Dual(NamedTuple):
+    alpha: jax.Array  # [M, G] dual variables, 0 <= alpha; 0 for rows of weight 0
+    z: jax.Array  # [M, G] margins X~ theta of the rows, theta = X~^T (alpha * y)
+    it: jax.Array  # epochs
+    gap: jax.Array  # [G] relative duality gap
 
-    With X_hat = U L^1/2 V^T (thin SVD, from the M x M Gram matrix), the optimum
-    has w = V beta, and X_hat w = (U L^1/2) beta, |w| = |beta|: an M-feature
-    problem whose features are decorrelated, so Jacobi-preconditioned CG works
-    well. Directions with eigenvalue below 1e-6 of the largest (rank deficiency,
-    e.g. S codes of unmixed w lie in a 512-dimensional affine subspace) get zero
-    features and are never used. The Gram product standardises these M < D rows
-    at once (an M x D float32 temporary, below D^2) so that it is one large
-    matrix product rather than many block products.
+
+def _gram(x, mean, std):
+    """Rows x [nb, B, D] -> Gram matrix of the standardised rows with the intercept column, [M, M].
+
+    The M x D standardised copy (below D^2 floats for M < D) makes it a few
+    large matrix products; only the block upper triangle is computed (row
+    panels against the rows from their own onwards, the rest by symmetry),
+    which saves 1 - (p+1)/(2p) of the flops for p panels.
     """
     m = x.shape[0] * x.shape[1]
-    xh = _standardise(x.reshape(m, -1), mean, std)  # [M, D]
-    eigval, eigvec = jnp.linalg.eigh(xh @ xh.T)
-    keep = eigval > 1e-6 * eigval[-1]
-    root = jnp.sqrt(jnp.where(keep, eigval, 0.0))
-    features = (eigvec * root)[None]  # [1, M, M]: one block, small enough to stay in cache
-    lift = eigvec * jnp.where(keep, 1.0 / jnp.where(keep, root, 1.0), 0.0)  # U L^-1/2, [M, M]
-    return features, lift
+    xh = _standardise(x.reshape(m, -1), mean, std)
+    panels = _GRAM_PANELS if m >= 64 * _GRAM_PANELS else 1
+    size = -(-m // panels)
+    xh = jnp.pad(xh, ((0, panels * size - m), (0, 0)))  # zero rows, cut off below
+    upper = [xh[i * size : (i + 1) * size] @ xh[i * size :].T for i in range(panels)]  # [size, (p-i) size]
+    blocks = [[None] * panels for _ in range(panels)]
+    for i in range(panels):
+        for j in range(i, panels):
+            blocks[i][j] = upper[i][:, (j - i) * size : (j - i + 1) * size]
+            blocks[j][i] = blocks[i][j].T
+    return jnp.block(blocks)[:m, :m] + 1.0
 
 
-def _lift(theta, lift, x, mean, std):
-    """Reduced solution theta [M+1] -> [D+1]: w = X_hat^T (U L^-1/2 beta), same intercept."""
-    coef = (lift @ theta[:-1]).reshape(x.shape[:2])  # [nb, B]
+def _dual_gap(alpha, z, y, weight, C):
+    """Relative duality gap (P(theta) - D(alpha)) / P(theta) per lane, theta = X~^T (alpha * y).
+
+    With h = max(0, 1 - y z), |theta|^2 = sum(alpha y z), and the gap written
+    as sum_i (sqrt(C) h_i - alpha_i / (2 sqrt(C)))^2 + alpha_i max(0, y_i z_i - 1):
+    non-negative terms, so float32 resolves it far below float32 resolution of P.
+    """
+    yz = y[:, None] * z
+    h = weight[:, None] * jnp.maximum(0.0, 1.0 - yz)
+    root = jnp.sqrt(C)
+    gap = jnp.sum((root * h - alpha / (2.0 * root)) ** 2 + alpha * jnp.maximum(0.0, yz - 1.0), axis=0)
+    primal = 0.5 * jnp.sum(alpha * yz, axis=0) + C * jnp.sum(h**2, axis=0)
+    return gap / primal
+
+
+def _dual_cd(gram, y, weight, C, tol, max_epochs) -> _Dual:
+    """Dual coordinate descent (Hsieh et al. 2008) for one attribute, G lanes (one per C) at once.
+
+    Dual of the squared-hinge SVM with regularised intercept:
+        max_{alpha >= 0}  sum(alpha) - alpha^T Q alpha / 2,  Q = diag(y) (X~ X~^T) diag(y) + I / (2C)
+    where X~ = [X_hat, 1] (Gram `gram` [M, M]). Each coordinate step is exact
+    (a 1-D box-constrained quadratic) and updates the margins of all rows by
+    one Gram row, O(M) per lane; rows are visited in a fresh random order each
+    epoch. After each epoch the margins are recomputed from alpha (no drift)
+    and the duality gap decides: stop once it is <= tol^2 of the primal
+    objective for every lane (the primal solver's tol^2 bound on f - f*).
+    """
+    m = y.shape[0]
+    dinv = 0.5 / C  # [G]
+    qd = jnp.diagonal(gram)[:, None] + dinv  # [M, G] diagonal of Q
+    key = jax.random.key(0)
+
+    def step(order, j, carry):
+        alpha, z = carry
+        i = order[j]
+        a = alpha[i]  # [G]
+        g = y[i] * z[i] - 1.0 + dinv * a  # dual gradient of coordinate i
+        new = weight[i] * jnp.maximum(a - g / qd[i], 0.0)
+        return alpha.at[i].set(new), z + gram[i][:, None] * ((new - a) * y[i])
+
+    def epoch(s: _Dual) -> _Dual:
+        order = jax.random.permutation(jax.random.fold_in(key, s.it), m)
+        alpha, _ = lax.fori_loop(0, m, functools.partial(step, order), (s.alpha, s.z))
+        z = gram @ (alpha * y[:, None])
+        return _Dual(alpha, z, s.it + 1, _dual_gap(alpha, z, y, weight, C))
+
+    zeros = jnp.zeros((m, C.shape[0]))
+    init = _Dual(zeros, zeros, 0, jnp.ones_like(C))
+    return lax.while_loop(lambda s: jnp.any(s.gap > tol**2) & (s.it < max_epochs), epoch, init)
+
+
+def _dual_report(s: _Dual, gram, y, weight, C, tol):
+    """Per lane: train accuracy, |primal gradient| / |theta| (from the Gram matrix), converged."""
+    hinge = weight[:, None] * jnp.maximum(0.0, 1.0 - y[:, None] * s.z)
+    residual = (s.alpha - 2.0 * C * hinge) * y[:, None]  # X~^T residual is the primal gradient
+    grad_sq = jnp.sum(residual * (gram @ residual), axis=0)
+    theta_sq = jnp.sum(s.alpha * y[:, None] * s.z, axis=0)
+    acc = jax.vmap(_margin_accuracy, in_axes=(1, None, None))(s.z, y, weight)
+    grad_norm = jnp.sqrt(jnp.maximum(grad_sq, 0.0) / theta_sq)
+    return acc, grad_norm, s.gap <= tol**2
+
+
+def _lift(beta, x, mean, std):
+    """Dual solution -> primal: beta = alpha * y [nb, B, G], rows x [nb, B, D] -> theta [G, D+1]."""
 
     def block(w, blk):
-        xb, cb = blk
-        return w + cb @ _standardise(xb, mean, std), None
+        xb, bb = blk
+        return w + bb.T @ _standardise(xb, mean, std), None
 
-    w, _ = lax.scan(block, jnp.zeros(x.shape[-1]), (x, coef))
-    return jnp.append(w, theta[-1])
+    w, _ = lax.scan(block, jnp.zeros((beta.shape[-1], x.shape[-1])), (x, beta))
+    return jnp.concatenate([w, beta.sum(axis=(0, 1))[:, None]], axis=1)
+
+
+def _fit_dual(rows: Rows, C, mean, std, tol, max_epochs) -> _LaneFit:
+    """Dual coordinate descent for every (attribute, C) lane; C: [K, G] -> fields [K, G, ...]."""
+    k, nb, b = rows.y.shape
+    per_attribute = rows.x.ndim == 4
+    if per_attribute:  # lax.map: one attribute's standardised rows at a time
+        gram = lax.map(lambda i: _gram(rows.x[:, i], mean, std), jnp.arange(k))  # [K, M, M]
+    else:
+        gram = _gram(rows.x, mean, std)  # [M, M], shared
+    y, weight = rows.y.reshape(k, nb * b), rows.weight.reshape(k, nb * b)
+    gram_axis = 0 if per_attribute else None
+    dual = jax.vmap(_dual_cd, in_axes=(gram_axis, 0, 0, 0, None, None))(gram, y, weight, C, tol, max_epochs)
+    acc, grad_norm, converged = jax.vmap(_dual_report, in_axes=(0, gram_axis, 0, 0, 0, None))(
+        dual, gram, y, weight, C, tol
+    )
+    beta = (dual.alpha * y[..., None]).reshape(k, nb, b, -1)
+    theta = jax.vmap(lambda bt, x: _lift(bt, x, mean, std), in_axes=(0, _rows_axis(rows)))(beta, rows.x)
+    it = jnp.broadcast_to(dual.it[:, None], C.shape)
+    return _LaneFit(theta, acc, it, jnp.zeros_like(it), grad_norm, dual.gap, converged)
 
 
 # ---- batching over attributes (and C) --------------------------------------------
 
 
 def _fit_lanes(rows: Rows, C, mean, std, tol, max_newton, max_cg) -> _LaneFit:
-    """Newton-CG for every (attribute, C) lane; C: [K, G] -> fields [K, G, ...]."""
+    """Newton-CG for every (attribute, C) lane; C: [K, G] ascending -> fields [K, G, ...].
 
-    def attribute(x, y, weight, c_row):
-        def lane(c):
-            return _newton_cg(x, y, weight, c, mean, std, tol, max_newton, max_cg)
+    The grid is walked in order, each C warm-started from the solution at the
+    previous one, with the attributes batched (vmap). Batching the C values
+    too would make every lane wait for the largest C's many CG steps, at G
+    times the cost of each step.
+    """
 
-        return jax.vmap(lane)(c_row)
+    def one_c(theta0, c):  # theta0 [K, D+1], c [K]
+        fit = jax.vmap(_newton_cg, in_axes=(_rows_axis(rows), 0, 0, 0, None, None, None, None, None, 0))(
+            rows.x, rows.y, rows.weight, c, mean, std, tol, max_newton, max_cg, theta0
+        )
+        return fit.theta, fit
 
-    return jax.vmap(attribute, in_axes=(_rows_axis(rows), 0, 0, 0))(rows.x, rows.y, rows.weight, C)
+    theta0 = jnp.zeros((C.shape[0], rows.x.shape[-1] + 1))
+    _, fits = lax.scan(one_c, theta0, C.T)  # fields [G, K, ...]
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), fits)
 
 
 @jax.jit
-def _fit_dense(rows: Rows, C, mean, std, tol, max_newton, max_cg) -> _LaneFit:
-    """`_fit_lanes` in the row span when rows are fewer than channels, else directly."""
-    nb, b, d = rows.x.shape[0], rows.x.shape[-2], rows.x.shape[-1]
-    if nb * b >= d:
-        return _fit_lanes(rows, C, mean, std, tol, max_newton, max_cg)
-    per_attribute = rows.x.ndim == 4
-    if per_attribute:
-        # lax.map, not vmap: one attribute's standardised rows at a time.
-        features, lift = lax.map(lambda k: _reduce(rows.x[:, k], mean, std), jnp.arange(rows.x.shape[1]))
-        features = jnp.moveaxis(features, 0, 1)  # [1, K, M, M], the per-attribute layout
-    else:
-        features, lift = _reduce(rows.x, mean, std)
-    # Reduced features are already standardised: identity statistics.
-    one_block = (rows.y.shape[0], 1, nb * b)  # [K, 1, M]
-    reduced = Rows(features, rows.y.reshape(one_block), rows.weight.reshape(one_block))
-    fit = _fit_lanes(reduced, C, jnp.zeros(nb * b), jnp.ones(nb * b), tol, max_newton, max_cg)
-    lift_axis = 0 if per_attribute else None
-
-    def lift_attribute(theta, lift_k, x):
-        return jax.vmap(lambda t: _lift(t, lift_k, x, mean, std))(theta)
-
-    theta = jax.vmap(lift_attribute, in_axes=(0, lift_axis, _rows_axis(rows)))(fit.theta, lift, rows.x)
-    return fit._replace(theta=theta)
+def _fit_dense(rows: Rows, C, mean, std, tol, max_newton, max_cg, max_epochs) -> _LaneFit:
+    """Dual coordinate descent on the Gram matrix when rows are fewer than channels, else Newton-CG."""
+    m, d = rows.y.shape[1] * rows.y.shape[2], rows.x.shape[-1]
+    if m < d and m <= _GRAM_MAX_ROWS:
+        return _fit_dual(rows, C, mean, std, tol, max_epochs)
+    return _fit_lanes(rows, C, mean, std, tol, max_newton, max_cg)
 
 
 @jax.jit
@@ -529,19 +674,22 @@ def fit_svm(
     tol: float = 1e-3,
     max_newton: int = 100,
     max_cg: int = 1000,
+    max_epochs: int = 1000,
 ) -> SVMFit:
     """L2 squared-hinge SVM for every attribute, C chosen on the validation split.
 
     Args:
       design: rows from `prepare_design`.
       C_grid: [G] candidate C values, all fitted at once (vmap).
-      tol: stop when |gradient| <= tol |(w, b)|, which bounds the relative
-        objective error by tol^2.
-      max_newton, max_cg: iteration caps (Newton steps; CG steps per Newton step).
+      tol: Newton-CG stops when |gradient| <= tol |(w, b)|, dual coordinate
+        descent when the duality gap is <= tol^2 of the objective; either way
+        the relative objective error is at most tol^2.
+      max_newton, max_cg: iteration caps of Newton-CG (Newton steps; CG steps per Newton step).
+      max_epochs: cap on the epochs of dual coordinate descent.
     """
     k = design.train.y.shape[0]
     grid = jnp.broadcast_to(jnp.sort(jnp.asarray(C_grid, jnp.float32)), (k, len(C_grid)))  # [K, G]
-    lanes = _fit_dense(design.train, grid, design.mean, design.std, tol, max_newton, max_cg)
+    lanes = _fit_dense(design.train, grid, design.mean, design.std, tol, max_newton, max_cg, max_epochs)
     val_grid = _accuracy(lanes.theta, design.val, design.mean, design.std)
     best = jnp.argmax(val_grid, axis=1)  # first maximum: the smallest C
     pick = jax.tree.map(lambda a: _take_lane(a, best), lanes)
@@ -551,13 +699,14 @@ def fit_svm(
         normal=theta[:, :-1] / scale[:, None],
         bias=theta[:, -1] / scale,
         scale=scale,
-        train_acc=_accuracy(theta[:, None], design.train, design.mean, design.std)[:, 0],
+        train_acc=pick.train_acc,
         val_acc=_take_lane(val_grid, best),
         val_acc_grid=val_grid,
         C=_take_lane(grid, best),
         iterations=pick.iterations,
         cg_iterations=pick.cg_iterations,
         grad_norm=pick.grad_norm,
+        gap=pick.gap,
         converged=pick.converged,
     )
 
@@ -749,6 +898,7 @@ def fit_top_k(
     tol: float = 1e-3,
     max_newton: int = 100,
     max_cg: int = 1000,
+    max_epochs: int = 1000,
 ) -> SparseFit:
     """Keeps the k largest |normal_i| of a dense fit; optionally refits on that support.
 
@@ -759,7 +909,7 @@ def fit_top_k(
     support = jnp.argsort(-jnp.abs(dense.normal), axis=1)[:, :k]  # [K, k]
     if refit:
         sub = _support_rows(design.train, support, design.mean, design.std)
-        lanes = _fit_dense(sub, dense.C[:, None], jnp.zeros(k), jnp.ones(k), tol, max_newton, max_cg)
+        lanes = _fit_dense(sub, dense.C[:, None], jnp.zeros(k), jnp.ones(k), tol, max_newton, max_cg, max_epochs)
         theta_k, iterations, converged = lanes.theta[:, 0], lanes.iterations[:, 0], lanes.converged[:, 0]
     else:
         theta_k = jnp.concatenate([jnp.take_along_axis(dense.normal, support, axis=1), dense.bias[:, None]], axis=1)
