@@ -10,9 +10,10 @@ import argparse
 import datetime
 import sys
 
-from . import __version__
 import traceback
 from pathlib import Path
+
+from . import __version__
 
 EXAMPLES = """examples:
   stylejax convert ffhq.pkl ffhq-ckpt/
@@ -222,6 +223,20 @@ def _add_checkpoint(p):
     p.add_argument("--checkpoint", required=True, help="checkpoint directory or bundled model name (toyfaces)")
 
 
+def _add_toyfaces(parser) -> None:
+    from .toyfaces import classifier, export, quality, train
+
+    steps = parser.add_subparsers(dest="step", required=True)
+    for module, name, help_ in (
+            (train, "train", "train the GAN on rendered faces (resumable: rerun to continue)"),
+            (classifier, "classifier", "train the attribute classifier"),
+            (export, "export", "write a training run and a classifier as the bundled model"),
+            (quality, "quality", "the quality gate: attribute rates of samples vs rendered faces")):
+        p = steps.add_parser(name, help=help_)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="stylejax", description="StyleGAN2 style-space editing in JAX.",
@@ -310,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--out", default="evaluation")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("toyfaces", help="reproduce the bundled toyfaces model: train, classifier, export, quality")
+    _add_toyfaces(p)
 
     p = sub.add_parser("demo", help="a two-minute tour on the bundled toyfaces model")
     p.add_argument("--attributes", default="smile")

@@ -126,7 +126,7 @@ def test_cli_help_lists_every_command(capsys):
         main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for cmd in ("generate", "convert", "sample", "fit-directions", "edit", "examples:"):
+    for cmd in ("generate", "convert", "sample", "fit-directions", "edit", "evaluate", "demo", "toyfaces", "examples:"):
         assert cmd in text
 
 

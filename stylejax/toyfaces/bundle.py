@@ -35,7 +35,7 @@ def _require(path: Path, what: str) -> Path:
     if not path.exists():
         raise BundleError(
             f"the bundled toyfaces {what} is missing ({path}); train and export it with "
-            "`python -m stylejax.toyfaces.train` and `python -m stylejax.toyfaces.export`"
+            "`stylejax toyfaces train` and `stylejax toyfaces export`"
         )
     return path
 

@@ -76,19 +76,27 @@ def sample_sheet(G, path: str | Path, side: int = 8, scale: int = 2, seed: int =
     save_png(path, sheet.resize((sheet.width * scale, sheet.height * scale), Image.NEAREST))
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.export", description=__doc__.splitlines()[0])
+def add_arguments(ap) -> None:
+    """The export options, for `python -m stylejax.toyfaces.export` and the CLI."""
     ap.add_argument("--run", required=True, help="training run folder")
     ap.add_argument("--classifier", required=True, help="classifier folder (stylejax.toyfaces.classifier)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--samples", help="also write a sample sheet PNG here")
     ap.add_argument("--force", action="store_true", help="replace an existing bundle")
-    args = ap.parse_args(argv)
+
+
+def run(args) -> None:
     out = export_bundle(args.run, args.classifier, args.out, force=args.force)
     print(f"exported {out}")
     if args.samples:
         sample_sheet(checkpoint.load(out), args.samples)
         print(f"wrote {args.samples}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.export", description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

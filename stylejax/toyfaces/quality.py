@@ -23,6 +23,10 @@ from stylejax.toyfaces.render import render
 TOLERANCE = 0.15
 
 
+class QualityError(RuntimeError):
+    """Generated samples do not reproduce the training data's attribute rates."""
+
+
 @dataclasses.dataclass(frozen=True)
 class QualityRow:
     attribute: str
@@ -86,13 +90,16 @@ def quality_table(G, clf, n: int = 1000, psi: float = 1.0, seed: int = 0, batch:
     return QualityTable(rows, n, psi, tolerance)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.quality", description=__doc__.splitlines()[0])
+def add_arguments(ap) -> None:
+    """The quality-gate options, for `python -m stylejax.toyfaces.quality` and the CLI."""
     ap.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the bundled toyfaces)")
     ap.add_argument("--classifier", default=None, help="classifier folder (default: the bundled one)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--psi", type=float, default=1.0)
-    args = ap.parse_args(argv)
+
+
+def run(args) -> QualityTable:
+    """Print the table; raise QualityError if the gate fails."""
     from stylejax.checkpoint import load
     from stylejax.toyfaces import bundle
     from stylejax.toyfaces.classifier import load_classifier
@@ -101,7 +108,21 @@ def main(argv=None) -> int:
     clf = load_classifier(args.classifier) if args.classifier else bundle.load_classifier()
     table = quality_table(G, clf, n=args.n, psi=args.psi)
     print(table.format())
-    return 0 if table.passed else 1
+    if not table.passed:
+        raise QualityError("the quality gate failed: " + ", ".join(
+            r.attribute for r in table.rows if r.gap > table.tolerance))
+    return table
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.quality", description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    try:
+        run(ap.parse_args(argv))
+    except QualityError as e:
+        print(e)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

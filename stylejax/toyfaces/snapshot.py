@@ -49,14 +49,22 @@ def _flat(state) -> tuple[list[str], list, jax.tree_util.PyTreeDef]:
 
 
 def save(root: str | Path, config: TrainConfig, state: TrainState, progress: Progress, keep: int = 2) -> Path:
-    """Write `root/ckpt-<step>` atomically, then delete all but the `keep` newest."""
+    """Write `root/ckpt-<step>` atomically, then delete all but the `keep` newest.
+
+    SnapshotError if any array holds NaN or inf (nothing is written then).
+    """
     root = Path(root)
     keys, values, _ = _flat(state)
+    values = jax.device_get(values)
+    bad = [k for k, v in zip(keys, values) if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v))]
+    if bad:
+        # A diverged state must never displace the last good checkpoint.
+        raise SnapshotError(f"refusing to checkpoint non-finite values in {bad[:3]} ({len(bad)} arrays)")
     meta = {"format": FORMAT, "version": VERSION, "config": dataclasses.asdict(config),
             **dataclasses.asdict(progress)}
     path = root / f"ckpt-{progress.step:08d}"
     with atomic_directory(path, force=True) as tmp:
-        np.savez(tmp / STATE_FILE, **dict(zip(keys, jax.device_get(values))))
+        np.savez(tmp / STATE_FILE, **dict(zip(keys, values)))
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -26,7 +26,7 @@ from stylejax.toyfaces import snapshot
 from stylejax.toyfaces.snapshot import Progress
 from stylejax.toyfaces.training import TrainConfig, Trainer, TrainState, real_images
 
-__all__ = ["TrainConfig", "add_arguments", "main", "sample_grid", "train"]
+__all__ = ["TrainConfig", "add_arguments", "run", "sample_grid", "train"]
 
 GRID_SIDE = 8
 
@@ -182,7 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=default.resolution)
 
 
-def main(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     if args.minutes is None and args.kimg is None:
         raise ValueError("give --minutes or --kimg")
     config = TrainConfig(seed=args.seed, batch=args.batch, r1_gamma=args.gamma, resolution=args.resolution)
@@ -194,6 +194,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.train", description=__doc__.splitlines()[0])
     add_arguments(parser)
     try:
-        main(parser.parse_args())
+        run(parser.parse_args())
     except KeyboardInterrupt:
         sys.exit(130)

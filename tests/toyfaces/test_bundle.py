@@ -1,0 +1,66 @@
+"""The bundled toyfaces model (skipped until it has been exported) and bundle error handling."""
+
+import numpy as np
+import pytest
+
+import stylejax
+from stylejax.toyfaces import bundle
+from stylejax.toyfaces.attributes import REGIONS
+from stylejax.toyfaces.classifier import accuracy
+
+MISSING = not (bundle.bundle_dir() / "stylejax.json").is_file()
+needs_bundle = pytest.mark.skipif(
+    MISSING, reason="the toyfaces bundle has not been exported yet (python -m stylejax.toyfaces.export)"
+)
+
+
+@needs_bundle
+def test_bundled_generator_loads_and_renders():
+    G = stylejax.load("toyfaces")
+    meta = stylejax.checkpoint.read_metadata("toyfaces")
+    assert {"recipe", "kimg", "train_wall_minutes", "date"} <= set(meta["provenance"])
+    z = np.random.default_rng(0).standard_normal((4, G.config.z_dim)).astype(np.float32)
+    images = np.asarray(G(z))
+    assert images.shape == (4, G.config.img_resolution, G.config.img_resolution, 3)
+    assert np.all(np.isfinite(images)) and np.abs(images).max() < 3
+    assert images.std(axis=0).mean() > 0.05  # different latents give different faces
+
+
+@needs_bundle
+def test_bundled_classifier_accuracy_on_fresh_faces():
+    clf = bundle.load_classifier()
+    acc = accuracy(clf, n=500, seed=2024)
+    assert all(a >= 0.95 for a in acc.values()), acc
+
+
+@needs_bundle
+def test_bundled_region_masks():
+    masks = bundle.region_masks()
+    assert set(masks) == set(REGIONS)
+    total = sum(masks.values())
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)  # every pixel is in exactly one region
+    eyes = bundle.region_mask("eyes", 0.3)
+    assert eyes.dtype == bool and 0 < eyes.sum() < eyes.size
+    with pytest.raises(ValueError, match="unknown region"):
+        bundle.region_mask("nose")
+
+
+def test_missing_or_damaged_bundle_errors(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle, "bundle_dir", lambda: tmp_path / "toyfaces")
+    for load in (bundle.load_generator, bundle.load_classifier, bundle.region_masks):
+        with pytest.raises(bundle.BundleError, match="missing"):
+            load()
+    regions = tmp_path / "toyfaces" / bundle.REGIONS_DIR
+    regions.mkdir(parents=True)
+    for name in REGIONS:
+        np.save(regions / f"{name}.npy", np.full((4, 4), 0.2, np.float32))
+    assert bundle.region_mask("hair", 0.1).all()
+    (regions / "hair.npy").write_bytes(b"garbage")
+    with pytest.raises(bundle.BundleError, match="damaged"):
+        bundle.region_masks()
+    np.save(regions / "hair.npy", np.zeros((4, 4), np.float64))
+    with pytest.raises(bundle.BundleError, match="float32"):
+        bundle.region_masks()
+    (tmp_path / "toyfaces" / "stylejax.json").write_text("{")
+    with pytest.raises(bundle.BundleError, match="damaged"):
+        bundle.load_generator()

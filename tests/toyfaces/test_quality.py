@@ -1,0 +1,39 @@
+"""The quality gate's table (on tiny untrained networks: only its mechanics)."""
+
+import pytest
+from flax import nnx
+
+from stylejax.toyfaces.attributes import BINARY_ATTRIBUTES
+from stylejax.toyfaces.classifier import Classifier, ClassifierConfig
+from stylejax.toyfaces.quality import QualityRow, QualityTable, quality_table
+from stylejax.toyfaces.training import Trainer
+
+from test_training import TINY
+
+
+def test_quality_table_mechanics():
+    trainer = Trainer(TINY)
+    G = trainer.generator(trainer.init())
+    clf = Classifier(ClassifierConfig(resolution=16, channels=(4, 8), hidden=8), rngs=nnx.Rngs(0))
+    table = quality_table(G, clf, n=40, batch=20)
+    assert [r.attribute for r in table.rows] == list(BINARY_ATTRIBUTES)
+    for r in table.rows:
+        assert 0 <= r.generated <= 1 and 0 <= r.rendered <= 1 and 0 <= r.truth <= 1
+    text = table.format()
+    assert "smile" in text and ("PASS" in text or "FAIL" in text)
+    with pytest.raises(ValueError, match="resolution"):
+        quality_table(G, Classifier(ClassifierConfig(resolution=32), rngs=nnx.Rngs(0)), n=4)
+
+
+def test_gate_tolerance():
+    rows = (QualityRow("smile", 0.60, 0.50, 0.5), QualityRow("eyeglasses", 0.40, 0.50, 0.5))
+    assert QualityTable(rows, 100, 1.0).passed
+    assert not QualityTable(rows + (QualityRow("background", 0.20, 0.50, 0.5),), 100, 1.0).passed
+
+
+def test_cli_reports_a_missing_model_in_one_line(tmp_path, capsys):
+    from stylejax.cli import main
+
+    rc = main(["toyfaces", "quality", "--checkpoint", str(tmp_path / "nothing"), "--classifier", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("stylejax: error:") and err.count("\n") == 1, err
