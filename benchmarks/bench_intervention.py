@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 import stylejax as sj

@@ -3,10 +3,11 @@
 Synthetic codes with S-like structure (low-rank part + noise, per-channel mean
 and scale), K planted attribute directions, labels by 2% top/bottom selection
 and by threshold (all N). Then peak RSS of a threshold-mode fit on N=100,000
-float16 codes read through a memmap, each case in its own subprocess.
+float32 codes (3.6 GB) read through a memmap, each case in its own subprocess.
 
     python benchmarks/bench_svm.py           # N=20,000, D=9,088, K=8 (minutes)
     python benchmarks/bench_svm.py --quick   # small smoke run
+    python benchmarks/bench_svm.py --only ratio|threshold|rss
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def compare(codes, mean, std, scores, mode, grid, sklearn_grid):
     delta = 100 * np.abs(np.asarray(fixed.val_acc) - sk_acc)
     print(f"\n== {mode} selection: {int(np.asarray(sel.train).sum(1).mean())} training rows per attribute, "
           f"{design.train.x.size // design.train.x.shape[-1]} gathered (D={codes.shape[1]}, K={k}) ==")
-    print(f"(warm = best of 3 runs in ratio mode, one run in threshold mode; LinearSVC: one run)")
+    print("(warm = best of 3 runs in ratio mode, one run in threshold mode; LinearSVC: one run)")
     print(f"prepare_design (gather rows), first / warm       {t_prep:8.2f} / {t_prep_warm:.2f} s")
     print(f"fit_svm, grid {grid}, first call (compiles)  {t_first:8.2f} s")
     print(f"fit_svm, grid, warm                                {t_grid:8.2f} s")
@@ -121,7 +122,7 @@ def compare(codes, mean, std, scores, mode, grid, sklearn_grid):
     print(f"  speed-up at the same C:  prepare + fit x{t_sk / (t_prep_warm + t_fixed):.1f}, fit alone x{t_sk / t_fixed:.1f}")
     print(f"  grid (ours, {len(grid)} C, with selection) vs LinearSVC at one C: x{t_sk / (t_prep_warm + t_grid):.1f}")
     print(f"val acc  ours (C={c_fixed:g}): " + " ".join(f"{a:.4f}" for a in np.asarray(fixed.val_acc)))
-    print(f"val acc  LinearSVC:      " + " ".join(f"{a:.4f}" for a in sk_acc))
+    print("val acc  LinearSVC:      " + " ".join(f"{a:.4f}" for a in sk_acc))
     print(f"|delta acc| at the same C: mean {delta.mean():.2f} pt, max {delta.max():.2f} pt")
     if sklearn_grid:  # LinearSVC with the same C selection (fits every C of the grid)
         start = time.perf_counter()

@@ -19,7 +19,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from stylejax.demo import default_world
-from stylejax.directions import FitConfig, fit_directions
+import dataclasses
+
+from stylejax.directions import fit_directions
 from stylejax.evaluation import scored_codes
 
 world = default_world()
@@ -32,7 +34,8 @@ print(f"{len(codes)} codes; attributes: {labels.names}")
 # ## Separability: validation accuracy per attribute and space
 
 # %%
-fit = FitConfig(ratio=0.1)
+# world.fit: how this model's scores become labels (toyfaces: the classifier's decision).
+fit = dataclasses.replace(world.fit, sparsity=None)
 accuracy = {space: {d.attribute: d.report["val_acc"] for d in fit_directions(codes, labels, space, config=fit)}
             for space in ("z", "w", "s")}
 names = labels.names
@@ -50,7 +53,7 @@ plt.legend();
 
 # %%
 fractions = [0.01, 0.05, 0.2]
-sparse = {f: fit_directions(codes, labels, "s", config=FitConfig(ratio=0.1, sparsity=f)) for f in fractions}
+sparse = {f: fit_directions(codes, labels, "s", config=dataclasses.replace(fit, sparsity=f)) for f in fractions}
 for n_idx, name in enumerate(names):
     plt.plot([100 * f for f in fractions], [sparse[f][n_idx].report["val_acc"] for f in fractions],
              marker="o", label=name)

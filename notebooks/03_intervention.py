@@ -21,7 +21,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from stylejax.demo import comparison_grid, default_world
-from stylejax.directions import FitConfig
 from stylejax.evaluation import EvalConfig, evaluate_attribute, scored_codes
 from stylejax.intervention import InterventionConfig
 
@@ -29,7 +28,7 @@ world = default_world()
 attribute = "smile"
 mask = world.masks[attribute]
 codes, labels = scored_codes(world.G, world.scorer, world.names, 3000, psi=0.7, seed=0)
-cfg = EvalConfig(n_faces=8, batch=8, fit=FitConfig(ratio=0.05, sparsity=0.05),
+cfg = EvalConfig(n_faces=8, batch=8, fit=world.fit,
                  intervention=InterventionConfig(steps=60))
 row, results = evaluate_attribute(world.G, codes, labels, world.scorer, attribute, mask, cfg)
 print(world.description)

@@ -16,6 +16,8 @@
 #    images) of successive blocks for the original and the edited code.
 
 # %%
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -23,7 +25,7 @@ import numpy as np
 
 import stylejax as sj
 from stylejax.demo import default_world
-from stylejax.directions import FitConfig, fit_directions
+from stylejax.directions import fit_directions
 from stylejax.evaluation import scored_codes
 from stylejax.images import grid, to_uint8
 from stylejax.intervention import InterventionConfig, intervene, masked_change
@@ -33,15 +35,15 @@ world = default_world()
 G, attribute = world.G, "smile"
 mask = world.masks[attribute]
 codes, labels = scored_codes(G, world.scorer, world.names, 3000, psi=0.7, seed=0)
-(d_s,) = fit_directions(codes, labels, "s", [attribute], FitConfig(ratio=0.05, sparsity=0.05))
-(d_z,) = fit_directions(codes, labels, "z", [attribute], FitConfig(ratio=0.05))
+(d_s,) = fit_directions(codes, labels, "s", [attribute], world.fit)
+(d_z,) = fit_directions(codes, labels, "z", [attribute], dataclasses.replace(world.fit, sparsity=None))
 print(world.description)
 
 fn, params = sj.functional(G)
 z = jax.random.normal(jax.random.key(1), (4, G.config.z_dim))
 s = G.styles(G.mapping(z, psi=0.7))
 ds_z = z_translation(fn, params, z, d_z.normal, 3.0, psi=0.7)
-ds_n = s_translation(d_s.normal, codes.std, 3.0)
+ds_n = s_translation(d_s.normal, codes.std, 10.0)
 res = intervene(G, s, ds_z, ds_n, mask, InterventionConfig(steps=60), sigma=codes.std)
 
 # %% [markdown]

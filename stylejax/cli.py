@@ -215,8 +215,15 @@ def cmd_evaluate(args) -> None:
     from .evaluation import EvalConfig
     from .intervention import InterventionConfig
 
-    _run_study(args, EvalConfig(n_codes=args.n_codes, n_faces=args.n_faces,
-                                intervention=InterventionConfig(steps=args.steps)))
+    weights = {k: v for k, v in (("w_pix", args.w_pix), ("w_attr", args.w_attr), ("w_reg", args.w_reg)) if v is not None}
+    _run_study(args, EvalConfig(n_codes=args.n_codes, n_faces=args.n_faces, alpha=args.alpha, alpha_z=args.alpha_z,
+                                intervention=InterventionConfig(steps=args.steps, **weights)))
+
+
+def _add_loss_weights(p):
+    p.add_argument("--w-pix", type=float, help="pixel loss weight (default: the library's)")
+    p.add_argument("--w-attr", type=float, help="direction loss weight")
+    p.add_argument("--w-reg", type=float, help="lam regulariser weight")
 
 
 def _add_checkpoint(p):
@@ -238,6 +245,9 @@ def _add_toyfaces(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .evaluation import EvalConfig
+    from .edit_job import EditSpec
+
     ap = argparse.ArgumentParser(
         prog="stylejax", description="StyleGAN2 style-space editing in JAX.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -298,14 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", required=True, help="PNG (shared), folder of <key>.png, .npy, or 'auto'")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--psi", type=float, default=0.7)
-    p.add_argument("--alpha", type=float, default=3.0, help="S translation strength (std units)")
-    p.add_argument("--alpha-z", type=float, default=3.0, help="Z/W translation strength")
+    p.add_argument("--alpha", type=float, default=EditSpec.alpha, help="S translation strength (std units)")
+    p.add_argument("--alpha-z", type=float, default=EditSpec.alpha_z, help="Z/W translation strength")
     p.add_argument("--translation", default="z", choices=["z", "w"])
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--w-pix", type=float, help="pixel loss weight (default: the library's)")
-    p.add_argument("--w-attr", type=float, help="direction loss weight")
-    p.add_argument("--w-reg", type=float, help="lam regulariser weight")
+    _add_loss_weights(p)
     p.add_argument("--granularity", default="channel", choices=["channel", "layer", "scalar"])
     p.add_argument("--project", action="store_true", help="keep lam in [0, 1]")
     p.add_argument("--remat", action="store_true", help="rematerialise synthesis blocks (less memory)")
@@ -323,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-codes", type=int, default=10000)
     p.add_argument("--n-faces", type=int, default=256)
     p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--alpha", type=float, default=EvalConfig.alpha, help="S translation strength (std units)")
+    p.add_argument("--alpha-z", type=float, default=EvalConfig.alpha_z, help="Z translation strength")
+    _add_loss_weights(p)
     p.add_argument("--out", default="evaluation")
     p.set_defaults(func=cmd_evaluate)
 

@@ -10,21 +10,18 @@ and says so: its pictures are not faces.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Callable
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from .directions import FitConfig
 from .evaluation import EvalConfig, evaluate
 from .images import grid, save_png, to_uint8
-from .intervention import InterventionConfig
 from .io import write_json, write_text
 
-DEMO = EvalConfig(n_codes=4000, n_faces=8, batch=8, fit=FitConfig(ratio=0.05, sparsity=0.05))
+DEMO = EvalConfig(n_codes=4000, n_faces=8, batch=8)
 # Attributes with a region, and the mask threshold for that region's mean map.
 REGIONAL = {"smile": ("mouth", 0.25), "eyeglasses": ("eyes", 0.25), "hair_color": ("hair", 0.5)}
 
@@ -38,6 +35,7 @@ class World:
     names: list[str]
     masks: dict[str, np.ndarray]  # attribute -> binary [R, R]
     description: str
+    fit: FitConfig  # how its scores become labels: a threshold for classifier logits, else top/bottom ratio
 
 
 def toyfaces_world(attributes=("smile",)) -> World:
@@ -51,7 +49,9 @@ def toyfaces_world(attributes=("smile",)) -> World:
             raise ValueError(f"attribute {a!r} has no region; choose from {sorted(REGIONAL)}")
         region, threshold = REGIONAL[a]
         masks[a] = bundle.region_mask(region, threshold).astype(np.float32)
-    return World(G, clf.score, list(clf.attributes), masks, "the bundled toyfaces StyleGAN2 (trained here)")
+    # Logits of binary attributes: every sampled code is labelled by the classifier's decision.
+    fit = FitConfig(threshold=0.0, sparsity=0.05)
+    return World(G, clf.score, list(clf.attributes), masks, "the bundled toyfaces StyleGAN2 (trained here)", fit)
 
 
 def random_world(attributes=("smile",)) -> World:
@@ -68,7 +68,7 @@ def random_world(attributes=("smile",)) -> World:
     scorer = lambda img: img[:, 18:28, 8:24, 0].mean(axis=(1, 2))[:, None]
     return World(G, scorer, ["smile"], {"smile": mask},
                  "RANDOM WEIGHTS (no bundled toyfaces model found): the pictures are not faces, "
-                 "and 'smile' is a synthetic mouth-redness score")
+                 "and 'smile' is a synthetic mouth-redness score", FitConfig(ratio=0.05, sparsity=0.05))
 
 
 def default_world(attributes=("smile",)) -> World:
@@ -110,7 +110,9 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def run(out: str | Path, world: World, cfg: EvalConfig, progress=None) -> list[dict]:
-    """Evaluate, then write grid_<attribute>.png, metrics.md and metrics.json into `out`."""
+    """Evaluate with the world's labelling rule (cfg.fit is replaced by world.fit), then write
+    grid_<attribute>.png, metrics.md and metrics.json into `out`."""
+    cfg = dataclasses.replace(cfg, fit=world.fit)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, results = evaluate(world.G, world.scorer, world.names, world.masks, cfg, progress)

@@ -25,7 +25,6 @@ import json
 from pathlib import Path
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
@@ -44,7 +43,7 @@ JOB_FILE = "job.json"
 @dataclasses.dataclass(frozen=True)
 class EditSpec:
     attribute: str
-    alpha: float = 3.0  # S translation strength, in std units of S
+    alpha: float = 10.0  # S translation strength, in std units of S
     alpha_z: float = 3.0  # Z (or W) translation strength
     translation: str = "z"  # "z" or "w": the realistic translation ds_z comes from this space
     psi: float = 0.7

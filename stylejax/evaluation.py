@@ -39,7 +39,7 @@ class EvalConfig:
     n_faces: int = 256  # edited faces (seeds 0 .. n_faces-1)
     psi: float = 0.7
     fit: FitConfig = FitConfig(sparsity=0.05)
-    alpha: float = 3.0  # S translation strength (std units)
+    alpha: float = 10.0  # S translation strength: length of the unit normal in std units
     alpha_z: float = 3.0  # Z translation strength
     intervention: InterventionConfig = InterventionConfig()
     batch: int = 64

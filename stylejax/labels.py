@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

@@ -42,7 +42,11 @@ def setup():
     return G, s, ds_z, ds_n, mask, sigma
 
 
-def run(setup, cfg=InterventionConfig(steps=STEPS), **kw):
+# The tiny fixture is untrained, so its loss scale is not toyfaces': explicit weights, not the defaults.
+FIXTURE_CFG = InterventionConfig(steps=STEPS, w_pix=1.0)
+
+
+def run(setup, cfg=FIXTURE_CFG, **kw):
     G, s, ds_z, ds_n, mask, sigma = setup
     args = dict(s=s, ds_z=ds_z, ds_n=ds_n, mask=mask)
     args.update(kw)

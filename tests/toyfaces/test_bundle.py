@@ -1,4 +1,4 @@
-"""The bundled toyfaces model (skipped until it has been exported) and bundle error handling."""
+"""The bundled toyfaces model (committed with the package) and bundle error handling."""
 
 import numpy as np
 import pytest
@@ -8,13 +8,6 @@ from stylejax.toyfaces import bundle
 from stylejax.toyfaces.attributes import REGIONS
 from stylejax.toyfaces.classifier import accuracy
 
-MISSING = not (bundle.bundle_dir() / "stylejax.json").is_file()
-needs_bundle = pytest.mark.skipif(
-    MISSING, reason="the toyfaces bundle has not been exported yet (python -m stylejax.toyfaces.export)"
-)
-
-
-@needs_bundle
 def test_bundled_generator_loads_and_renders():
     G = stylejax.load("toyfaces")
     meta = stylejax.checkpoint.read_metadata("toyfaces")
@@ -26,14 +19,12 @@ def test_bundled_generator_loads_and_renders():
     assert images.std(axis=0).mean() > 0.05  # different latents give different faces
 
 
-@needs_bundle
 def test_bundled_classifier_accuracy_on_fresh_faces():
     clf = bundle.load_classifier()
     acc = accuracy(clf, n=500, seed=2024)
     assert all(a >= 0.95 for a in acc.values()), acc
 
 
-@needs_bundle
 def test_bundled_region_masks():
     masks = bundle.region_masks()
     assert set(masks) == set(REGIONS)
@@ -43,6 +34,24 @@ def test_bundled_region_masks():
     assert eyes.dtype == bool and 0 < eyes.sum() < eyes.size
     with pytest.raises(ValueError, match="unknown region"):
         bundle.region_mask("nose")
+
+
+def test_evaluation_on_the_bundle_small(tmp_path):
+    """`stylejax evaluate` end to end on the shipped model, at a CI-sized N."""
+    from stylejax.demo import run, toyfaces_world
+    from stylejax.directions import FitConfig
+    from stylejax.evaluation import EvalConfig
+    from stylejax.intervention import InterventionConfig
+
+    world = toyfaces_world(("smile",))
+    cfg = EvalConfig(n_codes=1000, n_faces=8, batch=8, fit=FitConfig(ratio=0.1, sparsity=0.05),
+                     intervention=InterventionConfig(steps=20))
+    (row,) = run(tmp_path, world, cfg)
+    assert (tmp_path / "grid_smile.png").is_file() and (tmp_path / "metrics.md").is_file()
+    # The fitted directions make faces smile (by the classifier), each method on the same faces.
+    assert row["s_val_acc"] > 0.8 and row["z_val_acc"] > 0.8
+    assert row["z_attribute_change"] > 0 and row["s_attribute_change"] > 0
+    assert row["intervention_outside_change"] < row["z_outside_change"]
 
 
 def test_missing_or_damaged_bundle_errors(tmp_path, monkeypatch):
