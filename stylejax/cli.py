@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_toyfaces(p)
 
     p = sub.add_parser("demo", help="a two-minute tour on the bundled toyfaces model")
-    p.add_argument("--attributes", default="smile")
+    p.add_argument("--attributes", default="hair_color", help="one or more of smile,eyeglasses,hair_color")
     p.add_argument("--out", default="stylejax-demo")
     p.set_defaults(func=cmd_demo)
     return ap

@@ -42,6 +42,11 @@ def grid(images: np.ndarray, ncol: int, pad: int = 2, fill: int = 255) -> np.nda
     return out
 
 
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of [H, W, C] by an integer factor (pixels stay visible)."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def save_png(path: str | Path, image: np.ndarray | Image.Image) -> None:
     """Write a PNG atomically (temp file in the same folder, then rename)."""
     if not isinstance(image, Image.Image):

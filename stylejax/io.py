@@ -16,6 +16,14 @@ from typing import IO, Iterator
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success it replaces `path`."""
@@ -24,6 +32,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results should be as readable as any new file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -45,6 +45,9 @@ class QualityTable:
     n: int
     psi: float
     tolerance: float = TOLERANCE
+    # (attribute, attribute, correlation of predicted labels on generated, on rendered faces),
+    # largest generated |correlation| first. Not gated: the marginals are; this is for the reader.
+    correlations: tuple[tuple[str, str, float, float], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -56,6 +59,9 @@ class QualityTable:
         for r in self.rows:
             ok = "yes" if r.gap <= self.tolerance else "NO"
             lines.append(f"{r.attribute:<12} {r.generated:9.3f} {r.rendered:9.3f} {r.truth:7.3f} {r.gap:6.3f}  {ok}")
+        if self.correlations:
+            lines.append("largest label correlations (generated | rendered; rendered attributes are independent):")
+            lines += [f"  {a} ~ {b}: {g:+.2f} | {r:+.2f}" for a, b, g, r in self.correlations]
         verdict = "PASS" if self.passed else "FAIL"
         lines.append(f"{verdict}: n={self.n} per side, psi={self.psi}, tolerance {self.tolerance:.2f}")
         return "\n".join(lines)
@@ -82,12 +88,23 @@ def quality_table(G, clf, n: int = 1000, psi: float = 1.0, seed: int = 0, batch:
     ])
     columns = [list(BINARY_ATTRIBUTES).index(a) for a in clf.attributes]
     truth = binary_labels(attrs)[:, columns].mean(0)
-    gen_rate, ren_rate = np.concatenate(generated).mean(0), rendered.mean(0)
+    generated = np.concatenate(generated)
+    gen_rate, ren_rate = generated.mean(0), rendered.mean(0)
     rows = tuple(
         QualityRow(a, float(g), float(r), float(t))
         for a, g, r, t in zip(clf.attributes, gen_rate, ren_rate, truth)
     )
-    return QualityTable(rows, n, psi, tolerance)
+    return QualityTable(rows, n, psi, tolerance, _top_correlations(clf.attributes, generated, rendered))
+
+
+def _top_correlations(names, generated: np.ndarray, rendered: np.ndarray, top: int = 3):
+    """The `top` attribute pairs with the largest |correlation| of generated labels [n, A] (bool)."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant column has no correlation
+        cg = np.nan_to_num(np.corrcoef(generated.T.astype(np.float64)))
+        cr = np.nan_to_num(np.corrcoef(rendered.T.astype(np.float64)))
+    i, j = np.triu_indices(len(names), k=1)
+    order = np.argsort(-np.abs(cg[i, j]))[:top]
+    return tuple((names[i[k]], names[j[k]], float(cg[i[k], j[k]]), float(cr[i[k], j[k]])) for k in order)
 
 
 def add_arguments(ap) -> None:

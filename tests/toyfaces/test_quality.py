@@ -1,5 +1,6 @@
 """The quality gate's table (on tiny untrained networks: only its mechanics)."""
 
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -37,3 +38,15 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path, capsys):
     rc = main(["toyfaces", "quality", "--checkpoint", str(tmp_path / "nothing"), "--classifier", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("stylejax: error:") and err.count("\n") == 1, err
+
+
+def test_top_correlations_finds_a_planted_pair():
+    from stylejax.toyfaces.quality import _top_correlations
+
+    rng = np.random.default_rng(0)
+    gen = rng.random((2000, 4)) < 0.5
+    gen[:, 3] = gen[:, 1] ^ (rng.random(2000) < 0.1)  # column 3 copies column 1, 10% flipped
+    ren = rng.random((2000, 4)) < 0.5
+    (a, b, g, r), *rest = _top_correlations(["p", "q", "r", "s"], gen, ren)
+    assert (a, b) == ("q", "s") and 0.7 < g < 0.9 and abs(r) < 0.1
+    assert len(rest) == 2 and all(abs(x[2]) < 0.1 for x in rest)
