@@ -7,7 +7,7 @@
 * FFHQ-1024 shapes (random weights): batch 1 and 4, and XLA's peak temporary
   memory of the compiled optimisation with and without rematerialisation.
 
-    python benchmarks/bench_intervention.py [--quick]
+    python benchmarks/bench_intervention.py [--quick] [--only throughput|memory]
 """
 
 from __future__ import annotations
@@ -114,22 +114,28 @@ def memory(batches, steps=2):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["throughput", "memory"], help="run one part")
     args = ap.parse_args()
-    steps = 3 if args.quick else 5
-    rows = throughput("small256", [1, 8] if args.quick else [1, 8, 32], steps, per_face_faces=8)
-    base = next(r["fs_per_s"] for r in rows if r["mode"].startswith("per-face"))
-    for r in rows:
-        r["vs_loop"] = f"{r['fs_per_s'] / base:.2f}x"
-    if not args.quick:
-        rows += throughput("ffhq1024", [1, 4], 2, per_face_faces=0, scan_only=True)
     print(f"Machine: {machine()}\n")
-    print(table(rows, [("shapes", "shapes"), ("mode", "mode"), ("batch", "faces"),
-                       ("fs_per_s", "faces x steps / s"), ("vs_loop", "vs per-face loop"),
-                       ("compile_s", "compile s")]))
-    if not args.quick:
+    if args.only != "memory":
+        print_throughput(args.quick)
+    if not args.quick and args.only != "throughput":
         print("\nFFHQ-1024 shapes, compiled optimisation: XLA buffer sizes")
         print(table(memory([1, 4]), [("batch", "faces"), ("remat", "remat"), ("temp_gb", "peak temp GiB"),
                                      ("args_gb", "arguments GiB"), ("compile_s", "compile s")]))
+
+
+def print_throughput(quick: bool) -> None:
+    steps = 3 if quick else 5
+    rows = throughput("small256", [1, 8] if quick else [1, 8, 32], steps, per_face_faces=8)
+    base = next(r["fs_per_s"] for r in rows if r["mode"].startswith("per-face"))
+    for r in rows:
+        r["vs_loop"] = f"{r['fs_per_s'] / base:.2f}x"
+    if not quick:
+        rows += throughput("ffhq1024", [1, 4], 2, per_face_faces=0, scan_only=True)
+    print(table(rows, [("shapes", "shapes"), ("mode", "mode"), ("batch", "faces"),
+                       ("fs_per_s", "faces x steps / s"), ("vs_loop", "vs per-face loop"),
+                       ("compile_s", "compile s")]))
 
 
 if __name__ == "__main__":

@@ -81,17 +81,21 @@ class SynthesisBlock(nnx.Module):
             return {"conv1": self.conv1}
         return {"conv0": self.conv0, "conv1": self.conv1}
 
-    def __call__(self, x, img, styles, noise):
+    def __call__(self, x, img, styles, noise, remat=False):
         """x [B, H, W, C] or None (4x4 block), img [B, H, W, 3] or None.
 
         styles: {"conv0"?, "conv1", "torgb"} -> [B, width]; noise: name -> array or None.
+        remat: keep only each layer's output for the backward pass and recompute the
+        rest (jax.checkpoint per layer: at 1024 px one layer's intermediates, not a
+        whole block's, set the peak).
         """
+        wrap = (lambda f: jax.checkpoint(f)) if remat else (lambda f: f)
         if self.resolution == 4:
             batch = styles["conv1"].shape[0]
             x = jnp.broadcast_to(self.const[...], (batch, *self.const.shape))
         for name, layer in self.convs().items():
-            x = layer(x, styles[name], noise[name])
-        y = self.torgb(x, styles["torgb"])
+            x = wrap(lambda x, s, n, layer=layer: layer(x, s, n))(x, styles[name], noise[name])
+        y = wrap(lambda x, s: self.torgb(x, s))(x, styles["torgb"])
         img = y if img is None else ops.upsample_2x(img) + y
         return x, img
 
@@ -140,8 +144,8 @@ class SynthesisNetwork(nnx.Module):
     def blocks(self, s, noise_mode="const", key=None, noise=None, remat=False):
         """s [B, D_S] -> [(x [B, R, R, C_R], img [B, R, R, 3]) for every block].
 
-        remat: recompute each block's activations in the backward pass instead
-        of storing them (jax.checkpoint), trading compute for memory.
+        remat: store only layer outputs for the backward pass and recompute the
+        rest (jax.checkpoint per layer), trading compute for memory.
         """
         self.space.check(s)
         per_layer = self.space.unflatten(s)
@@ -152,10 +156,7 @@ class SynthesisNetwork(nnx.Module):
             prefix = f"b{res}."
             styles = {k[len(prefix):]: v for k, v in per_layer.items() if k.startswith(prefix)}
             block_noise = {k[len(prefix):]: v for k, v in noises.items() if k.startswith(prefix)}
-            block = self.block(res)
-            if remat:
-                block = jax.checkpoint(lambda *a, block=block: block(*a))
-            x, img = block(x, img, styles, block_noise)
+            x, img = self.block(res)(x, img, styles, block_noise, remat)
             out.append((x, img))
         return out
 
