@@ -7,7 +7,7 @@
 * FFHQ-1024 shapes (random weights): batch 1 and 4, and XLA's peak temporary
   memory of the compiled optimisation with and without rematerialisation.
 
-    python benchmarks/bench_intervention.py [--quick] [--only throughput|memory]
+    python benchmarks/bench_intervention.py [--quick] [--only throughput|ffhq|memory]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def timed(f, *args):
     return time.perf_counter() - t0, out
 
 
-def throughput(config_name, batches, steps, per_face_faces, scan_only=False):
+def throughput(config_name, batches, steps, per_face_faces, scan=True):
     cfg = CONFIGS[config_name]
     G = sj.Generator(cfg, rngs=nnx.Rngs(0))
     fn, params = sj.functional(G)
@@ -58,13 +58,12 @@ def throughput(config_name, batches, steps, per_face_faces, scan_only=False):
     for b in batches:
         faces = make_faces(fn, params, cfg, b)
         lam0 = jnp.zeros((b, space.dim))
-        run = compiled_optimise(fn, icfg)
-        t_first, _ = timed(run, params, faces, sigma, layer_ids, lam0)
-        t, _ = timed(run, params, faces, sigma, layer_ids, lam0)
-        rows.append({"shapes": config_name, "mode": "batched, lax.scan", "batch": b,
-                     "fs_per_s": b * steps / t, "compile_s": t_first - t})
-        if scan_only:
-            continue
+        if scan:
+            run = compiled_optimise(fn, icfg)
+            t_first, _ = timed(run, params, faces, sigma, layer_ids, lam0)
+            t, _ = timed(run, params, faces, sigma, layer_ids, lam0)
+            rows.append({"shapes": config_name, "mode": "batched, lax.scan", "batch": b,
+                         "fs_per_s": b * steps / t, "compile_s": t_first - t})
         step = compiled_step(fn, icfg)
         carry = init_carry(icfg.transform(), lam0)
         jax.block_until_ready(step(carry, params, faces, sigma, layer_ids))  # compile
@@ -91,6 +90,11 @@ def throughput(config_name, batches, steps, per_face_faces, scan_only=False):
     return rows
 
 
+def ffhq_throughput():
+    """FFHQ-1024 shapes, batch 1 and 4, 2 steps of the library's default (Python loop) only."""
+    return throughput("ffhq1024", [1, 4], 2, per_face_faces=0, scan=False)
+
+
 def memory(batches, steps=2):
     cfg = CONFIGS["ffhq1024"]
     G = sj.Generator(cfg, rngs=nnx.Rngs(0))
@@ -114,10 +118,13 @@ def memory(batches, steps=2):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["throughput", "memory"], help="run one part")
+    ap.add_argument("--only", choices=["throughput", "ffhq", "memory"], help="run one part")
     args = ap.parse_args()
     print(f"Machine: {machine()}\n")
-    if args.only != "memory":
+    if args.only == "ffhq":
+        print(table(ffhq_throughput(), [("shapes", "shapes"), ("mode", "mode"), ("batch", "faces"),
+                                        ("fs_per_s", "faces x steps / s")]))
+    elif args.only != "memory":
         print_throughput(args.quick)
     if not args.quick and args.only != "throughput":
         print("\nFFHQ-1024 shapes, compiled optimisation: XLA buffer sizes")
@@ -132,7 +139,7 @@ def print_throughput(quick: bool) -> None:
     for r in rows:
         r["vs_loop"] = f"{r['fs_per_s'] / base:.2f}x"
     if not quick:
-        rows += throughput("ffhq1024", [1, 4], 2, per_face_faces=0, scan_only=True)
+        rows += ffhq_throughput()
     print(table(rows, [("shapes", "shapes"), ("mode", "mode"), ("batch", "faces"),
                        ("fs_per_s", "faces x steps / s"), ("vs_loop", "vs per-face loop"),
                        ("compile_s", "compile s")]))
