@@ -126,7 +126,7 @@ def main():
                                         ("fs_per_s", "faces x steps / s")]))
     elif args.only != "memory":
         print_throughput(args.quick)
-    if not args.quick and args.only != "throughput":
+    if not args.quick and args.only in (None, "memory"):
         print("\nFFHQ-1024 shapes, compiled optimisation: XLA buffer sizes")
         print(table(memory([1, 4]), [("batch", "faces"), ("remat", "remat"), ("temp_gb", "peak temp GiB"),
                                      ("args_gb", "arguments GiB"), ("compile_s", "compile s")]))
