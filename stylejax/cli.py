@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   stylejax edit --checkpoint ffhq-ckpt --directions directions.npz --attribute smile --seeds 0-255 --mask mouth.png --out results/
   stylejax evaluate --checkpoint toyfaces --out eval/
   stylejax demo
+  stylejax toyfaces train --out runs/toyfaces --minutes 60   (rerun to resume)
 """
 
 
