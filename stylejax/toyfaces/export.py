@@ -17,10 +17,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from PIL import Image
 
 from stylejax import checkpoint
-from stylejax.images import grid, save_png, to_uint8
+from stylejax.images import grid, save_png, to_uint8, upscale
 from stylejax.toyfaces import snapshot
 from stylejax.toyfaces.bundle import CLASSIFIER_DIR, REGIONS_DIR
 from stylejax.toyfaces.render import mean_region_masks
@@ -71,9 +70,7 @@ def export_bundle(run_dir: str | Path, classifier_dir: str | Path, out: str | Pa
 def sample_sheet(G, path: str | Path, side: int = 8, scale: int = 2, seed: int = 0) -> None:
     """A side x side grid of psi-1 samples, each upscaled `scale` x (nearest), as a PNG."""
     z = jax.random.normal(jax.random.key(seed), (side * side, G.config.z_dim))
-    images = to_uint8(G(z))
-    sheet = Image.fromarray(grid(images, ncol=side))
-    save_png(path, sheet.resize((sheet.width * scale, sheet.height * scale), Image.NEAREST))
+    save_png(path, upscale(grid(to_uint8(G(z)), ncol=side), scale))
 
 
 def add_arguments(ap) -> None:
