@@ -173,11 +173,9 @@ def augment(key, images: jnp.ndarray, max_blur: float = 2.0, max_noise: float = 
     for _ in range(int(np.ceil(max_blur))):
         passes.append(_smooth(_smooth(passes[-1], 1), 2))
     level = jax.random.uniform(kb, (b, 1, 1, 1), maxval=max_blur)
-    blurred = jnp.zeros_like(images)
-    for k in range(len(passes) - 1):
-        t = jnp.clip(level - k, 0.0, 1.0)
-        in_segment = (level >= k) & (level < k + 1)
-        blurred = jnp.where(in_segment, passes[k] + t * (passes[k + 1] - passes[k]), blurred)
+    blurred = images
+    for k in range(len(passes) - 1):  # the last k <= level wins: a blend of passes k and k + 1
+        blurred = jnp.where(level >= k, passes[k] + (level - k) * (passes[k + 1] - passes[k]), blurred)
     sigma = jax.random.uniform(ks, (b, 1, 1, 1), maxval=max_noise)
     return blurred + sigma * jax.random.normal(kn, images.shape)
 

@@ -46,6 +46,29 @@ def test_augmentation_is_mild():
     assert float(jnp.abs(out - images).max()) > 0
 
 
+@pytest.mark.parametrize("max_blur", [0.0, 1.0, 2.0])
+def test_blur_levels_stay_between_whole_passes(max_blur):
+    from stylejax.toyfaces.classifier import _smooth
+
+    images, _, _ = labelled_batch(np.random.default_rng(0), 16, SMALL)
+    x = jnp.asarray(images)
+    passes = [x]
+    for _ in range(2):
+        passes.append(_smooth(_smooth(passes[-1], 1), 2))
+    out = augment(jax.random.key(1), x, max_blur=max_blur, max_noise=0.0)
+    if max_blur == 0:
+        np.testing.assert_array_equal(out, x)  # no blur, no noise: the image itself
+        return
+    # Each image lies on the segment between two consecutive whole passes below max_blur.
+    on_segment = []
+    for k in range(int(max_blur)):
+        d, e = out - passes[k], passes[k + 1] - passes[k]
+        t = jnp.sum(d * e, axis=(1, 2, 3)) / jnp.sum(e * e, axis=(1, 2, 3))
+        resid = jnp.max(jnp.abs(d - t[:, None, None, None] * e), axis=(1, 2, 3))
+        on_segment.append((resid < 1e-5) & (t >= -1e-6) & (t <= 1 + 1e-6))
+    assert bool(jnp.all(jnp.any(jnp.stack(on_segment), axis=0)))
+
+
 def test_train_save_load_round_trip(tmp_path):
     clf = train_classifier(SMALL, ClassifierTraining(steps=2, batch=4), log=lambda line: None)
     path = save_classifier(clf, tmp_path / "clf", {"note": "test"})
