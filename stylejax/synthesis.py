@@ -89,7 +89,7 @@ class SynthesisBlock(nnx.Module):
         rest (jax.checkpoint per layer: at 1024 px one layer's intermediates, not a
         whole block's, set the peak).
         """
-        wrap = (lambda f: jax.checkpoint(f)) if remat else (lambda f: f)
+        wrap = jax.checkpoint if remat else (lambda f: f)
         if self.resolution == 4:
             batch = styles["conv1"].shape[0]
             x = jnp.broadcast_to(self.const[...], (batch, *self.const.shape))

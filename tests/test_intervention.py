@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import pytest
 from parity import load
 from stylejax import functional
 from stylejax.intervention import InterventionConfig, compiled_optimise, compiled_step, intervene, translate
-from stylejax.translations import s_translation, z_translation
+from stylejax.translations import s_translation, w_translation, z_translation
 
 STEPS = 30
 
@@ -186,3 +187,21 @@ def test_remat_gives_the_same_result(setup):
     b = run(setup, dataclasses.replace(SGD, steps=3, remat=True))
     np.testing.assert_allclose(a.lam, b.lam, atol=1e-5)
     np.testing.assert_allclose(a.loss_history, b.loss_history, rtol=1e-5)
+    # And remat is really in the program: one checkpoint per synthesis layer.
+    G = setup[0]
+    fn, params = functional(G)
+    def checkpoints(remat):  # the checkpoint primitive prints as remat2 (jax 0.10) or checkpoint
+        text = str(jax.make_jaxpr(lambda s: fn.render(params, s, remat=remat))(setup[1]))
+        return len(re.findall(r"\b(?:remat2?|checkpoint)\[", text))
+
+    assert checkpoints(False) == 0 and checkpoints(True) == len(G.space.layers)
+
+
+def test_translations_reject_psi_out_of_range(setup):
+    G, s, *_ = setup
+    fn, params = functional(G)
+    z = jnp.zeros((1, G.config.z_dim))
+    with pytest.raises(ValueError, match="psi"):
+        z_translation(fn, params, z, jnp.ones(G.config.z_dim), 1.0, psi=7.0)
+    with pytest.raises(ValueError, match="psi"):
+        w_translation(fn, params, G.mapping(z), jnp.ones(G.config.w_dim), 1.0, psi=-9.0)
