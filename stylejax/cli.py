@@ -7,6 +7,7 @@ one line `stylejax: error: ...` and exits 1 (a traceback only with --debug).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import sys
 
@@ -166,8 +167,7 @@ def cmd_edit(args) -> None:
         faces = faces_from_latents(load_latents(args.latents, G.config.w_dim, G.num_ws))
     spec = EditSpec(args.attribute, alpha=args.alpha, alpha_z=args.alpha_z, translation=args.translation,
                     psi=args.psi)
-    weights = {k: v for k, v in (("w_pix", args.w_pix), ("w_attr", args.w_attr), ("w_reg", args.w_reg))
-               if v is not None}
+    weights = _loss_weights(args)
     config = InterventionConfig(steps=args.steps, learning_rate=args.lr, granularity=args.granularity,
                                 project=args.project, remat=args.remat, **weights)
     job = EditJob(G, directions, spec, faces, args.mask, args.out, config, batch=args.batch,
@@ -186,9 +186,11 @@ def cmd_edit(args) -> None:
 def _run_study(args, cfg) -> None:
     from . import demo
 
-    world = demo.default_world(tuple(args.attributes.split(",")))
     if getattr(args, "checkpoint", None) not in (None, "toyfaces"):
         raise ValueError("evaluate needs an attribute scorer and region masks: only the bundled toyfaces model has them")
+    world = demo.default_world(tuple(args.attributes.split(",")))
+    # The CLI has no fit options: label codes by the world's rule (toyfaces: the classifier's decision).
+    cfg = dataclasses.replace(cfg, fit=world.fit)
     _console().print(f"model: {world.description}")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -216,7 +218,7 @@ def cmd_evaluate(args) -> None:
     from .evaluation import EvalConfig
     from .intervention import InterventionConfig
 
-    weights = {k: v for k, v in (("w_pix", args.w_pix), ("w_attr", args.w_attr), ("w_reg", args.w_reg)) if v is not None}
+    weights = _loss_weights(args)
     _run_study(args, EvalConfig(n_codes=args.n_codes, n_faces=args.n_faces, alpha=args.alpha, alpha_z=args.alpha_z,
                                 intervention=InterventionConfig(steps=args.steps, **weights)))
 
@@ -225,6 +227,11 @@ def _add_loss_weights(p):
     p.add_argument("--w-pix", type=float, help="pixel loss weight (default: the library's)")
     p.add_argument("--w-attr", type=float, help="direction loss weight")
     p.add_argument("--w-reg", type=float, help="lam regulariser weight")
+
+
+def _loss_weights(args) -> dict:
+    """The loss weights given on the command line (the others keep the library's defaults)."""
+    return {k: getattr(args, k) for k in ("w_pix", "w_attr", "w_reg") if getattr(args, k) is not None}
 
 
 def _add_checkpoint(p):

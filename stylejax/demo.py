@@ -112,9 +112,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def run(out: str | Path, world: World, cfg: EvalConfig, progress=None) -> list[dict]:
-    """Evaluate with the world's labelling rule (cfg.fit is replaced by world.fit), then write
-    grid_<attribute>.png, metrics.md and metrics.json into `out`."""
-    cfg = dataclasses.replace(cfg, fit=world.fit)
+    """Evaluate, then write grid_<attribute>.png, metrics.md and metrics.json into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, results = evaluate(world.G, world.scorer, world.names, world.masks, cfg, progress)

@@ -39,12 +39,11 @@ def test_bundled_region_masks():
 def test_evaluation_on_the_bundle_small(tmp_path):
     """`stylejax evaluate` end to end on the shipped model, at a CI-sized N."""
     from stylejax.demo import run, toyfaces_world
-    from stylejax.directions import FitConfig
     from stylejax.evaluation import EvalConfig
     from stylejax.intervention import InterventionConfig
 
     world = toyfaces_world(("smile",))
-    cfg = EvalConfig(n_codes=1000, n_faces=8, batch=8, fit=FitConfig(ratio=0.1, sparsity=0.05),
+    cfg = EvalConfig(n_codes=1000, n_faces=8, batch=8, fit=world.fit,
                      intervention=InterventionConfig(steps=20))
     (row,) = run(tmp_path, world, cfg)
     assert (tmp_path / "grid_smile.png").is_file() and (tmp_path / "metrics.md").is_file()
