@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write
+from .io import write_npz
 
 SPACES = ("s", "z", "w")
 VERSION = 2
@@ -89,8 +89,7 @@ class Directions:
                 arrays[f"{prefix}/mean"] = np.asarray(d.mean, np.float32)
                 arrays[f"{prefix}/std"] = np.asarray(d.std, np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as f:
-            np.savez(f, **arrays)
+        write_npz(path, **arrays)
         return path
 
     @classmethod
@@ -162,6 +161,8 @@ def fit_directions(codes, labels, space: str, attributes: list[str] | None = Non
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     if config.sparsity is not None and (space != "s" or not 0 < config.sparsity <= 1):
         raise ValueError("sparsity is a fraction in (0, 1] and applies to the 's' space only")
+    if config.sparsity_table and space != "s":  # checked before any fitting
+        raise ValueError("a sparsity table applies to the 's' space only")
     if config.sparse_method not in ("l1", "topk"):
         raise ValueError(f"sparse_method must be 'l1' or 'topk', got {config.sparse_method!r}")
     attributes = attributes or labels.names
@@ -181,8 +182,6 @@ def fit_directions(codes, labels, space: str, attributes: list[str] | None = Non
     dense = svm.fit_svm(design, C_grid=config.C_grid)
     table = None
     if config.sparsity_table:
-        if space != "s":
-            raise ValueError("a sparsity table applies to the 's' space only")
         ks = [max(1, int(round(f * x.shape[1]))) for f in config.sparsity_table]
         table = svm.sparsity_table(design, ks, dense=dense)
     fit, nnz = dense, None

@@ -110,6 +110,7 @@ def _dual_optimum64(x, y, C):
 
     res = minimize(negative_dual, np.zeros(len(y)), jac=True, method="L-BFGS-B",
                    bounds=[(0.0, None)] * len(y), options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})
+    assert res.success, res.message  # a reference that stopped early would make the gap check vacuous
     return -res.fun
 
 
@@ -130,7 +131,6 @@ def test_dual_solver_optimality():
         for g, C in enumerate(grid):
             theta = np.asarray(lanes.theta[k, g], np.float64)
             primal, optimum = _objective64(x, y, theta, C), _dual_optimum64(x, y, C)
-            assert optimum <= primal * (1 + 1e-9)  # weak duality: the reference is a valid lower bound
             # The reported gap bounds the true relative suboptimality (measured: they agree to a
             # few percent), up to float32 rounding of theta.
             gap = float(lanes.gap[k, g])
