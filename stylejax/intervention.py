@@ -38,7 +38,7 @@ class InterventionConfig:
     steps: int = 100
     learning_rate: float = 1e-2
     optimizer: optax.GradientTransformation | None = None  # None: Adam(learning_rate)
-    w_pix: float = 3.0  # calibrated on toyfaces: of 1, 3, 10 the only one meeting the claim for all 3 regions
+    w_pix: float = 3.0  # of 1, 3, 10 the best on an earlier toyfaces checkpoint (README: the claim)
     w_attr: float = 1.0
     w_reg: float = 0.01
     granularity: str = "channel"  # "channel" | "layer" | "scalar"
