@@ -130,7 +130,6 @@ class _Carry(NamedTuple):
     lam: jnp.ndarray  # [B, P] the next lam to evaluate
     opt_state: optax.OptState
     last_good: jnp.ndarray  # [B, P] the last lam whose loss and gradient were finite
-    last_good_state: optax.OptState
     flagged: jnp.ndarray  # [B] bool
 
 
@@ -154,18 +153,17 @@ def _step(carry: _Carry, params, faces, sigma, layer_ids, fn, cfg, opt) -> tuple
     step_ok = active & evaluated_ok & jnp.all(jnp.isfinite(lam), axis=-1)
     revert = active & ~evaluated_ok
     pick = lambda cond: lambda new, old: jnp.where(cond.reshape(cond.shape + (1,) * (new.ndim - 1)), new, old)
-    good, good_state = (jax.tree.map(pick(step_ok), carry.lam, carry.last_good),
-                        jax.tree.map(pick(step_ok), carry.opt_state, carry.last_good_state))
-    lam = jax.tree.map(pick(revert), carry.last_good, jax.tree.map(pick(step_ok), lam, carry.lam))
-    opt_state = jax.tree.map(pick(revert), carry.last_good_state,
-                             jax.tree.map(pick(step_ok), opt_state, carry.opt_state))
-    return _Carry(lam, opt_state, good, good_state, carry.flagged | (active & ~step_ok)), loss
+    good = pick(step_ok)(carry.lam, carry.last_good)
+    lam = pick(revert)(carry.last_good, pick(step_ok)(lam, carry.lam))
+    # A flagged face never steps again, so its optimiser state needs no restoring.
+    opt_state = jax.tree.map(pick(step_ok), opt_state, carry.opt_state)
+    return _Carry(lam, opt_state, good, carry.flagged | (active & ~step_ok)), loss
 
 
 def init_carry(opt: optax.GradientTransformation, lam0: jnp.ndarray) -> _Carry:
     with jax.numpy_dtype_promotion("standard"):
         opt_state = jax.vmap(opt.init)(lam0)
-    return _Carry(lam0, opt_state, lam0, opt_state, jnp.zeros(lam0.shape[0], bool))
+    return _Carry(lam0, opt_state, lam0, jnp.zeros(lam0.shape[0], bool))
 
 
 @functools.lru_cache(maxsize=16)
