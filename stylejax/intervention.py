@@ -160,10 +160,22 @@ def _step(carry: _Carry, params, faces, sigma, layer_ids, fn, cfg, opt) -> tuple
     return _Carry(lam, opt_state, good, carry.flagged | (active & ~step_ok)), loss
 
 
-def init_carry(opt: optax.GradientTransformation, lam0: jnp.ndarray) -> _Carry:
+def _initial_carry(opt: optax.GradientTransformation, lam0: jnp.ndarray) -> _Carry:
     with jax.numpy_dtype_promotion("standard"):
         opt_state = jax.vmap(opt.init)(lam0)
     return _Carry(lam0, opt_state, lam0, jnp.zeros(lam0.shape[0], bool))
+
+
+def init_carry(opt: optax.GradientTransformation, lam0: jnp.ndarray) -> _Carry:
+    """The carry before the first step, every leaf placed like lam0 [B, P] on the face axis."""
+    carry = _initial_carry(opt, lam0)
+    sharding = lam0.sharding
+    if isinstance(sharding, NamedSharding):
+        # Eagerly created leaves land on one device while the step returns them
+        # sharded; left there, the second step would compile a second program.
+        spec = lambda a: PartitionSpec(*sharding.spec[:1], *([None] * (a.ndim - 1)))
+        carry = jax.tree.map(lambda a: jax.device_put(a, NamedSharding(sharding.mesh, spec(a))), carry)
+    return carry
 
 
 @functools.lru_cache(maxsize=16)
@@ -176,7 +188,7 @@ def compiled_optimise(fn: GeneratorFn, cfg: InterventionConfig) -> Callable:
 
     def run(params, faces, sigma, layer_ids, lam0):
         step = lambda c, _: _step(c, params, faces, sigma, layer_ids, fn, cfg, opt)
-        carry, history = jax.lax.scan(step, init_carry(opt, lam0), None, length=cfg.steps)
+        carry, history = jax.lax.scan(step, _initial_carry(opt, lam0), None, length=cfg.steps)
         return carry.lam, carry.last_good, carry.flagged, history
 
     return jax.jit(run)
