@@ -21,7 +21,6 @@ rerunning the command once all processes are done rewrites it for all faces.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -32,9 +31,9 @@ from PIL import Image
 from .directions import Directions
 from .generator import Generator, functional, identity, jitted
 from .images import grid, save_png, to_uint8
-from .intervention import InterventionConfig, Result, intervene
+from .intervention import InterventionConfig, Result, even_batches, intervene
 from .masks import footprint_mask, load_masks
-from .io import write_json, write_npz
+from .io import check_settings, write_json, write_npz
 from .translations import s_translation, w_translation, z_translation
 
 JOB_FILE = "job.json"
@@ -73,16 +72,6 @@ def faces_from_latents(ws: np.ndarray) -> FaceInputs:
     return FaceInputs([f"latent{i:05d}" for i in range(len(ws))], ws=ws)
 
 
-def even_batches(n: int, batch: int) -> list[range]:
-    """Split n items into ceil(n / batch) batches of equal size (the last padded by repeats),
-    so a job compiles one optimisation step however n and batch relate."""
-    if n == 0:
-        return []
-    count = -(-n // batch)
-    size = -(-n // count)
-    return [range(i * size, (i + 1) * size) for i in range(count)]
-
-
 class EditJob:
     """Everything validated up front; `run()` does the compute."""
 
@@ -106,7 +95,9 @@ class EditJob:
         self.G, self.spec, self.faces, self.config, self.batch = G, spec, faces, config, batch
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self._check_settings(self._settings(identity(G), mask))
+        settings = self._settings(identity(G), mask)
+        if not check_settings(self.out / JOB_FILE, settings, "edits"):
+            write_json(self.out / JOB_FILE, settings)
         mine = list(range(process_index, len(faces.keys), process_count))
         self.todo = [i for i in mine if not (self.out / f"{faces.keys[i]}.npz").exists()]
         self.process_index = process_index
@@ -122,18 +113,6 @@ class EditJob:
             "directions": {"s": digest(self.d_s.normal), "s_std": digest(self.d_s.std), "z": digest(self.d_z.normal)},
             "mask": "auto" if self.auto_mask else (digest(self.mask) if self.mask.ndim == 2 else str(mask)),
         }
-
-    def _check_settings(self, settings: dict) -> None:
-        """Results in one folder must come from one setting: refuse to mix."""
-        path = self.out / JOB_FILE
-        if path.exists():
-            old = json.loads(path.read_text())
-            diff = sorted(k for k in settings if old.get(k) != settings[k])
-            if diff:
-                raise ValueError(f"{self.out} holds results made with other settings (differ in {diff}); "
-                                 "use another --out")
-        else:
-            write_json(path, settings)
 
     def _styles(self, idx):
         fn, params = functional(self.G)

@@ -52,3 +52,18 @@ def write_text(path: str | Path, text: str) -> None:
 def write_npz(path: str | Path, **arrays) -> None:
     with atomic_write(path) as f:
         np.savez(f, **arrays)
+
+
+def check_settings(path: str | Path, settings: dict, what: str) -> bool:
+    """A results folder holds one setting's results. If the JSON file `path`
+    exists, every key of `settings` must match it (else a ValueError naming the
+    keys that differ); returns whether it existed. Writes nothing."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    old = json.loads(path.read_text())
+    diff = sorted(k for k in settings if old.get(k) != settings[k])
+    if diff:
+        raise ValueError(f"{path.parent} holds {what} made with other settings (they differ in {diff}); "
+                         "use another --out")
+    return True

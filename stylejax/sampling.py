@@ -29,7 +29,7 @@ from PIL import Image
 
 from .generator import Generator, functional, identity, jitted
 from .images import save_png, to_uint8
-from .io import write_json, write_npz
+from .io import check_settings, write_json, write_npz
 
 DTYPES = {"float32": np.float32, "float16": np.float16}
 META, PROGRESS, STATS = "meta.json", "progress.json", "stats.npz"
@@ -71,11 +71,7 @@ def sample_codes(
             "images": images, "generator": identity(G), "version": 1}
     shapes = {"z": (n, G.config.z_dim), "w": (n, G.config.w_dim), "s": (n, G.space.dim)}
     dtypes = {"z": np.float32, "w": np.float32, "s": DTYPES[dtype]}
-    if (out / META).exists():
-        old = json.loads((out / META).read_text())
-        diff = sorted(k for k in meta if old.get(k) != meta[k])
-        if diff:
-            raise ValueError(f"{out} holds a different sampling run (differs in {diff}); use another --out")
+    if check_settings(out / META, meta, "samples"):
         arrays = {k: np.load(out / f"{k}.npy", mmap_mode="r+") for k in shapes}
         done = json.loads((out / PROGRESS).read_text())["chunks_done"] if (out / PROGRESS).exists() else 0
     else:
