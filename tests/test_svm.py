@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from stylejax import svm
+from stylejax.svm.dense import _fit_dense
 from stylejax.selection import select_labels
 
 sklearn_svm = pytest.importorskip("sklearn.svm")  # test reference only
@@ -120,7 +121,7 @@ def test_dual_solver_optimality():
     sel = select_labels(scores, jax.random.key(3), ratio=0.05)  # 100 per class, 140 training rows < 400
     design = svm.prepare_design(codes, sel, mu, sd)
     grid = (1e-3, 1e-1, 10.0)  # up to a large C: hard-margin-like, the slowest for coordinate descent
-    lanes = svm._fit_dense(design.train, jnp.broadcast_to(jnp.asarray(grid), (2, 3)),
+    lanes = _fit_dense(design.train, jnp.broadcast_to(jnp.asarray(grid), (2, 3)),
                            design.mean, design.std, 1e-3, 100, 1000, 1000)
     assert np.all(np.asarray(lanes.converged)) and np.all(np.asarray(lanes.cg_iterations) == 0)
     assert np.all(np.asarray(lanes.gap) <= 1e-6)  # tol^2

@@ -96,7 +96,7 @@ and M <= 4,096), `dense` (fit_svm: solver choice, C selection; svm_objective),
 
 from __future__ import annotations
 
-from .dense import DEFAULT_C_GRID, SVMFit, _fit_dense, fit_svm, svm_objective  # _fit_dense: tests/test_svm.py
+from .dense import DEFAULT_C_GRID, SVMFit, fit_svm, svm_objective
 from .layout import Design, Rows, prepare_design
 from .sparse import SparseFit, SparsityTable, fit_l1, fit_top_k, sparsity_table
 
