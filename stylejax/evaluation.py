@@ -23,7 +23,7 @@ import numpy as np
 
 from .directions import FitConfig, fit_directions
 from .generator import Generator, functional, identity
-from .intervention import InterventionConfig, Result, intervene, translate
+from .intervention import InterventionConfig, Result, even_batches, intervene, translate
 from .labels import score_codes
 from .latents import z_from_seeds
 from .sampling import Codes, sample_fn
@@ -74,8 +74,8 @@ def evaluate_attribute(G, codes, labels, scorer, attribute: str, mask: np.ndarra
     fn, params = functional(G)
     sigma = jnp.asarray(d_s.std)
     results: dict[str, list[Result]] = {"z": [], "s": [], "intervention": []}
-    for start in range(0, cfg.n_faces, cfg.batch):
-        seeds = list(range(start, min(cfg.n_faces, start + cfg.batch)))
+    for positions in even_batches(cfg.n_faces, cfg.batch):  # equal batches: one compiled step
+        seeds = [min(p, cfg.n_faces - 1) for p in positions]  # padding repeats the last face
         z = jnp.asarray(z_from_seeds(seeds, G.config.z_dim))
         s = fn.styles(params, fn.mapping(params, z, psi=cfg.psi))
         ds_z = z_translation(fn, params, z, d_z.normal, cfg.alpha_z, psi=cfg.psi)
@@ -86,7 +86,7 @@ def evaluate_attribute(G, codes, labels, scorer, attribute: str, mask: np.ndarra
         results["intervention"].append(intervene((fn, params), s, ds_z, ds_n, mask, cfg.intervention, **common))
         if progress:
             progress(f"editing {attribute}", seeds[-1] + 1, cfg.n_faces)
-    merged = {k: _concat(v) for k, v in results.items()}
+    merged = {k: _concat(v, cfg.n_faces) for k, v in results.items()}
     m = {k: {name: float(np.mean(v)) for name, v in r.metrics.items()} for k, r in merged.items()}
     keep = m["intervention"]["attribute_change"] / m["z"]["attribute_change"]
     outside = m["intervention"]["outside_change"] / m["z"]["outside_change"]
@@ -100,15 +100,17 @@ def evaluate_attribute(G, codes, labels, scorer, attribute: str, mask: np.ndarra
     return row, merged
 
 
-def _concat(results: list[Result]) -> Result:
+def _concat(results: list[Result], n: int) -> Result:
+    """One Result of the first n faces of `results` (the rest is padding)."""
+    cat = lambda arrays, axis=0: np.concatenate(arrays, axis)[(slice(None),) * axis + (slice(n),)]
     return Result(
-        lam=np.concatenate([r.lam for r in results]),
-        s_edit=np.concatenate([r.s_edit for r in results]),
-        images=np.concatenate([r.images for r in results]),
-        original=np.concatenate([r.original for r in results]),
-        loss_history=np.concatenate([r.loss_history for r in results], axis=1),
-        flagged=np.concatenate([r.flagged for r in results]),
-        metrics={k: np.concatenate([r.metrics[k] for r in results]) for k in results[0].metrics},
+        lam=cat([r.lam for r in results]),
+        s_edit=cat([r.s_edit for r in results]),
+        images=cat([r.images for r in results]),
+        original=cat([r.original for r in results]),
+        loss_history=cat([r.loss_history for r in results], axis=1),
+        flagged=cat([r.flagged for r in results]),
+        metrics={k: cat([r.metrics[k] for r in results]) for k in results[0].metrics},
     )
 
 

@@ -234,6 +234,17 @@ def edit_metrics(edited, original, mask, ds, ds_n, sigma) -> dict[str, jnp.ndarr
     }
 
 
+def even_batches(n: int, batch: int) -> list[range]:
+    """Positions 0..n-1 in ceil(n / batch) batches of one size <= batch, so a job compiles
+    one optimisation step however n and batch relate; positions >= n in the last batch
+    are padding (callers repeat their last item there)."""
+    if n == 0:
+        return []
+    count = -(-n // batch)
+    size = -(-n // count)
+    return [range(i * size, (i + 1) * size) for i in range(count)]
+
+
 def intervene(
     generator: Generator | tuple[GeneratorFn, object],
     s,

@@ -34,3 +34,22 @@ def test_evaluation_runs_and_reports_every_method():
     z = results["red"]["z"]
     want = np.asarray(scorer(jnp.asarray(z.images))[:, 0] - scorer(jnp.asarray(z.original))[:, 0])
     np.testing.assert_allclose(z.metrics["attribute_change"], want, atol=1e-5)
+
+
+def test_uneven_face_count_compiles_one_step_and_returns_every_face():
+    from fixture_paths import fixture_dir
+    from stylejax.generator import functional
+    from stylejax.intervention import compiled_step
+
+    G = load(lambda rel: fixture_dir(rel), "tiny")[0]
+    mask = np.zeros((32, 32), np.float32)
+    mask[18:28, 8:24] = 1
+    scorer = lambda img: img[:, 18:28, 8:24, :1].mean(axis=(1, 2))
+    icfg = InterventionConfig(steps=3, w_reg=0.02)  # a config no other test compiles
+    cfg = EvalConfig(n_codes=500, n_faces=7, batch=4, fit=FitConfig(ratio=0.1, sparsity=0.05), intervention=icfg)
+    _, results = evaluate(G, scorer, ["red"], {"red": mask}, cfg)
+    for r in results["red"].values():
+        assert r.images.shape == (7, 32, 32, 3) and r.flagged.shape == (7,)
+        assert all(v.shape == (7,) for v in r.metrics.values())
+    assert results["red"]["intervention"].loss_history.shape == (3, 7)  # [steps, faces]
+    assert compiled_step(functional(G)[0], icfg)._cache_size() == 1  # batches of 4 and 4 (one padded), not 4 and 3

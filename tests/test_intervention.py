@@ -16,7 +16,8 @@ import pytest
 
 from parity import load
 from stylejax import functional
-from stylejax.intervention import InterventionConfig, compiled_optimise, compiled_step, intervene, translate
+from stylejax.intervention import (InterventionConfig, compiled_optimise, compiled_step, even_batches, intervene,
+                                   translate)
 from stylejax.translations import s_translation, w_translation, z_translation
 
 STEPS = 30
@@ -208,3 +209,12 @@ def test_translations_reject_psi_out_of_range(setup):
         z_translation(fn, params, z, jnp.ones(G.config.z_dim), 1.0, psi=7.0)
     with pytest.raises(ValueError, match="psi"):
         w_translation(fn, params, G.mapping(z), jnp.ones(G.config.w_dim), 1.0, psi=-9.0)
+
+
+@pytest.mark.parametrize("n, batch", [(1, 16), (16, 16), (17, 16), (100, 64), (255, 64), (7, 3)])
+def test_even_batches_cover_every_position_once_in_equal_batches(n, batch):
+    batches = even_batches(n, batch)
+    assert len(batches) == -(-n // batch)
+    assert len({len(r) for r in batches}) == 1 and len(batches[0]) <= batch
+    positions = [p for r in batches for p in r]
+    assert positions[:n] == list(range(n)) and len(positions) - n < len(batches)
