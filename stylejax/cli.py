@@ -141,6 +141,8 @@ def cmd_fit_directions(args) -> None:
 
 
 def cmd_edit(args) -> None:
+    import jax
+
     from .checkpoint import load
     from .directions import Directions
     from .edit_job import EditJob, EditSpec, faces_from_latents, faces_from_seeds, faces_from_z
@@ -152,8 +154,6 @@ def cmd_edit(args) -> None:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     pid, count = 0, 1
     if args.distributed:
-        import jax
-
         # Without explicit values JAX detects the cluster (SLURM, Cloud TPU, ...).
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
         pid, count = jax.process_index(), jax.process_count()
@@ -175,6 +175,8 @@ def cmd_edit(args) -> None:
     skipped = len(range(pid, len(faces.keys), count)) - len(job.todo)
     if skipped:
         _console().print(f"resuming: {skipped} faces already done")
+    devices = jax.local_device_count()
+    _console().print(f"{len(job.todo)} faces to edit on {devices} device{'s' if devices > 1 else ''}")
     with _progress(f"editing {args.attribute}") as progress:
         summary = job.run(progress)
     if summary:
@@ -261,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    ap.add_argument("--cpu-devices", type=int, metavar="N",
+                    help="on a CPU host, run as N XLA devices so batch edits shard faces over them "
+                         "(one per core: README, benchmarks)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="convert official weights (.pkl, .pt, .npz) into a checkpoint")
@@ -355,10 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _use_cpu_devices(n: int) -> None:
+    import jax
+
+    if n < 1:
+        raise ValueError(f"--cpu-devices must be >= 1, got {n}")
+    # Read when the CPU backend starts, i.e. before the first computation.
+    jax.config.update("jax_num_cpu_devices", n)
+
+
 def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
+        if args.cpu_devices is not None:
+            _use_cpu_devices(args.cpu_devices)
         args.func(args)
     except KeyboardInterrupt:
         print("stylejax: interrupted (completed work is kept; rerun to resume)", file=sys.stderr)

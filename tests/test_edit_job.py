@@ -177,3 +177,29 @@ def test_per_face_masks_must_match_the_faces(world, tmp_path, capsys):
     np.save(tmp_path / "masks.npy", np.ones((3, 32, 32), np.float32) * (np.arange(32) < 16))
     assert edit(world, tmp_path / "out", "--seeds", "0-3", "--mask", str(tmp_path / "masks.npy")) == 1
     assert "3 masks for 4 faces" in capsys.readouterr().err
+
+
+def test_cpu_devices_shard_the_faces_with_one_device_results(world, tmp_path, capsys):
+    """`--cpu-devices 2` needs a fresh process (the count is fixed when the backend starts)."""
+    import subprocess
+    import sys
+
+    root, ckpt = world
+    args = lambda out: ["edit", "--checkpoint", str(ckpt), "--directions", str(root / "dirs.npz"),
+                        "--attribute", "smile", "--seeds", "0-3", "--mask", str(root / "mouth.png"),
+                        "--out", str(out), *EDIT]
+    assert main(args(tmp_path / "one")) == 0
+    assert "4 faces to edit on 1 device" in capsys.readouterr().err
+    run = subprocess.run([sys.executable, "-m", "stylejax.cli", "--cpu-devices", "2", *args(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "4 faces to edit on 2 devices" in run.stderr
+    for seed in range(4):
+        with np.load(tmp_path / "one" / f"seed{seed:05d}.npz") as a, np.load(tmp_path / "two" / f"seed{seed:05d}.npz") as b:
+            np.testing.assert_allclose(a["lam"], b["lam"], atol=1e-4)
+            np.testing.assert_allclose(a["s_edit"], b["s_edit"], atol=1e-4)
+
+
+def test_cpu_devices_must_be_positive(capsys):
+    assert main(["--cpu-devices", "0", "demo"]) == 1
+    assert "--cpu-devices must be >= 1" in capsys.readouterr().err
