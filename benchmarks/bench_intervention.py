@@ -1,9 +1,12 @@
 """Style intervention throughput (faces x steps / s) and memory.
 
 * small256 shapes, for a batch of 1, 8 and 32 faces: the batched step driven
-  by a Python loop (the library's default), the same steps under lax.scan (one
-  program), and a per-face Python loop over the jitted single-face step (the
-  baseline a vmap-free implementation gets).
+  by a Python loop (the library's default) on one device and sharded over all
+  local devices, the same steps under lax.scan (one program), and a per-face
+  Python loop over the jitted single-face step (the baseline a vmap-free
+  implementation gets). On a CPU host the script splits the host into one
+  XLA device per core (`stylejax --cpu-devices N`), unless XLA_FLAGS already
+  sets a count.
 * FFHQ-1024 shapes (random weights): batch 1 and 4, and XLA's peak temporary
   memory of the compiled optimisation with and without rematerialisation.
 
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,13 +24,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import jax
+
+# One XLA device per core on a CPU host (before the backend starts), unless XLA_FLAGS sets a count.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
+
 import jax.numpy as jnp
 from flax import nnx
 
 import stylejax as sj
 from bench_generator import CONFIGS
-from common import machine, table
-from stylejax.intervention import (Faces, InterventionConfig, compiled_optimise, compiled_step, init_carry)
+from common import machine, matmul_peak_gflops, table
+from stylejax.intervention import (Faces, InterventionConfig, compiled_optimise, compiled_step, default_mesh,
+                                   init_carry, replicate, shard_faces)
+
+REPEATS = 3  # every Python-loop timing is the best of this many runs
 
 
 def make_faces(fn, params, cfg, b, seed=0):
@@ -47,6 +59,25 @@ def timed(f, *args):
     return time.perf_counter() - t0, out
 
 
+def loop_time(step, carry, args, steps):
+    """Best wall time of `steps` steps from `carry`, over REPEATS runs (compiled beforehand)."""
+    jax.block_until_ready(step(carry, *args))
+    best = float("inf")
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        c = carry
+        for _ in range(steps):
+            c, _ = step(c, *args)
+        jax.block_until_ready(c)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def step_gflop(step, carry, args) -> float:
+    cost = step.lower(carry, *args).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, list) else cost)["flops"] / 1e9
+
+
 def throughput(config_name, batches, steps, per_face_faces, scan=True):
     cfg = CONFIGS[config_name]
     G = sj.Generator(cfg, rngs=nnx.Rngs(0))
@@ -54,39 +85,44 @@ def throughput(config_name, batches, steps, per_face_faces, scan=True):
     space = G.space
     sigma, layer_ids = jnp.ones(space.dim), space.layer_ids()
     icfg = InterventionConfig(steps=steps)
+    step = compiled_step(fn, icfg)
+    mesh = default_mesh()
     rows = []
     for b in batches:
         faces = make_faces(fn, params, cfg, b)
         lam0 = jnp.zeros((b, space.dim))
+        row = lambda mode, t, **kw: {"shapes": config_name, "mode": mode, "batch": b, "fs_per_s": b * steps / t, **kw}
         if scan:
             run = compiled_optimise(fn, icfg)
             t_first, _ = timed(run, params, faces, sigma, layer_ids, lam0)
             t, _ = timed(run, params, faces, sigma, layer_ids, lam0)
-            rows.append({"shapes": config_name, "mode": "batched, lax.scan", "batch": b,
-                         "fs_per_s": b * steps / t, "compile_s": t_first - t})
-        step = compiled_step(fn, icfg)
-        carry = init_carry(icfg.transform(), lam0)
-        jax.block_until_ready(step(carry, params, faces, sigma, layer_ids))  # compile
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            carry, _ = step(carry, params, faces, sigma, layer_ids)
-        jax.block_until_ready(carry)
-        rows.append({"shapes": config_name, "mode": "batched, Python loop of jitted step", "batch": b,
-                     "fs_per_s": b * steps / (time.perf_counter() - t0)})
+            rows.append(row("batched, lax.scan", t, compile_s=t_first - t))
+        t = loop_time(step, init_carry(icfg.transform(), lam0), (params, faces, sigma, layer_ids), steps)
+        rows.append(row("batched, Python loop, 1 device", t))
+        if mesh is not None and b > 1:
+            sharded_faces, sharded_lam0 = shard_faces(mesh, faces, lam0)
+            args = (replicate(mesh, params), sharded_faces, *replicate(mesh, (sigma, layer_ids)))
+            t = loop_time(step, init_carry(icfg.transform(), sharded_lam0), args, steps)
+            rows.append(row(f"batched, Python loop, sharded over {mesh.devices.size} devices", t))
     if per_face_faces:
         faces = make_faces(fn, params, cfg, per_face_faces)
-        step = compiled_step(fn, icfg)
         one = lambda i: jax.tree.map(lambda a: a[i : i + 1], faces)
         carry0 = init_carry(icfg.transform(), jnp.zeros((1, space.dim)))
+        gflop = step_gflop(step, carry0, (params, one(0), sigma, layer_ids))
         jax.block_until_ready(step(carry0, params, one(0), sigma, layer_ids))  # compile
-        t0 = time.perf_counter()
-        for i in range(per_face_faces):
-            carry, face = carry0, one(i)
-            for _ in range(steps):
-                carry, _ = step(carry, params, face, sigma, layer_ids)
-            jax.block_until_ready(carry)
+        best = float("inf")
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            for i in range(per_face_faces):
+                carry, face = carry0, one(i)
+                for _ in range(steps):
+                    carry, _ = step(carry, params, face, sigma, layer_ids)
+                jax.block_until_ready(carry)
+            best = min(best, time.perf_counter() - t0)
         rows.append({"shapes": config_name, "mode": "per-face Python loop (baseline)", "batch": per_face_faces,
-                     "fs_per_s": per_face_faces * steps / (time.perf_counter() - t0)})
+                     "fs_per_s": per_face_faces * steps / best})
+        for r in rows:  # every mode does the same work per face-step
+            r["gflops"] = r["fs_per_s"] * gflop
     return rows
 
 
@@ -134,15 +170,18 @@ def main():
 
 def print_throughput(quick: bool) -> None:
     steps = 3 if quick else 5
+    peak = matmul_peak_gflops()
     rows = throughput("small256", [1, 8] if quick else [1, 8, 32], steps, per_face_faces=8)
     base = next(r["fs_per_s"] for r in rows if r["mode"].startswith("per-face"))
     for r in rows:
         r["vs_loop"] = f"{r['fs_per_s'] / base:.2f}x"
+        r["of_peak"] = f"{r['gflops'] / peak:.0%}"
+    print(f"fp32 matmul peak (same run): {peak:.0f} GFLOP/s; GFLOP/s from XLA's flop count of one face-step\n")
     if not quick:
         rows += ffhq_throughput()
     print(table(rows, [("shapes", "shapes"), ("mode", "mode"), ("batch", "faces"),
                        ("fs_per_s", "faces x steps / s"), ("vs_loop", "vs per-face loop"),
-                       ("compile_s", "compile s")]))
+                       ("gflops", "GFLOP/s"), ("of_peak", "% of matmul peak"), ("compile_s", "compile s")]))
 
 
 if __name__ == "__main__":
