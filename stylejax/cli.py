@@ -367,6 +367,8 @@ def _use_cpu_devices(n: int) -> None:
         raise ValueError(f"--cpu-devices must be >= 1, got {n}")
     # Read when the CPU backend starts, i.e. before the first computation.
     jax.config.update("jax_num_cpu_devices", n)
+    if jax.default_backend() != "cpu":
+        _console().print(f"note: --cpu-devices splits the CPU only; this host computes on {jax.default_backend()}")
 
 
 def main(argv=None) -> int:

@@ -169,11 +169,11 @@ def _initial_carry(opt: optax.GradientTransformation, lam0: jnp.ndarray) -> _Car
 def init_carry(opt: optax.GradientTransformation, lam0: jnp.ndarray) -> _Carry:
     """The carry before the first step, every leaf placed like lam0 [B, P] on the face axis."""
     carry = _initial_carry(opt, lam0)
-    sharding = lam0.sharding
+    sharding = getattr(lam0, "sharding", None)  # numpy input has none
     if isinstance(sharding, NamedSharding):
         # Eagerly created leaves land on one device while the step returns them
         # sharded; left there, the second step would compile a second program.
-        spec = lambda a: PartitionSpec(*sharding.spec[:1], *([None] * (a.ndim - 1)))
+        spec = lambda a: PartitionSpec(*sharding.spec[: min(1, a.ndim)], *([None] * (a.ndim - 1)))
         carry = jax.tree.map(lambda a: jax.device_put(a, NamedSharding(sharding.mesh, spec(a))), carry)
     return carry
 

@@ -181,6 +181,7 @@ def test_per_face_masks_must_match_the_faces(world, tmp_path, capsys):
 
 def test_cpu_devices_shard_the_faces_with_one_device_results(world, tmp_path, capsys):
     """`--cpu-devices 2` needs a fresh process (the count is fixed when the backend starts)."""
+    import os
     import subprocess
     import sys
 
@@ -190,8 +191,9 @@ def test_cpu_devices_shard_the_faces_with_one_device_results(world, tmp_path, ca
                         "--out", str(out), *EDIT]
     assert main(args(tmp_path / "one")) == 0
     assert "4 faces to edit on 1 device" in capsys.readouterr().err
+    env = dict(os.environ, JAX_PLATFORMS="cpu")  # on a GPU host the flag would not apply to the default backend
     run = subprocess.run([sys.executable, "-m", "stylejax.cli", "--cpu-devices", "2", *args(tmp_path / "two")],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "4 faces to edit on 2 devices" in run.stderr
     for seed in range(4):

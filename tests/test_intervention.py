@@ -16,8 +16,8 @@ import pytest
 
 from parity import load
 from stylejax import functional
-from stylejax.intervention import (InterventionConfig, compiled_optimise, compiled_step, even_batches, intervene,
-                                   translate)
+from stylejax.intervention import (InterventionConfig, compiled_optimise, compiled_step, even_batches, init_carry,
+                                   intervene, translate)
 from stylejax.translations import s_translation, w_translation, z_translation
 
 STEPS = 30
@@ -218,3 +218,9 @@ def test_even_batches_cover_every_position_once_in_equal_batches(n, batch):
     assert len({len(r) for r in batches}) == 1 and len(batches[0]) <= batch
     positions = [p for r in batches for p in r]
     assert positions[:n] == list(range(n)) and len(positions) - n < len(batches)
+    assert all(r.start < n for r in batches)  # padding only ever fills the last batch
+
+
+def test_init_carry_accepts_numpy():
+    carry = init_carry(optax.adam(0.1), np.zeros((2, 3), np.float32))
+    assert carry.lam.shape == carry.last_good.shape == (2, 3) and carry.flagged.shape == (2,)

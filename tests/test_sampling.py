@@ -56,7 +56,7 @@ def test_resume_after_interruption(G, tmp_path):
 def test_other_arguments_refused_and_nothing_lost(G, tmp_path):
     sample_codes(G, tmp_path / "x", 20, chunk=10)
     before = (tmp_path / "x" / "s.npy").read_bytes()
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(they differ in \['psi'\]\)"):
         sample_codes(G, tmp_path / "x", 20, chunk=10, psi=0.5)
     assert (tmp_path / "x" / "s.npy").read_bytes() == before
 
