@@ -175,6 +175,8 @@ def cmd_edit(args) -> None:
     skipped = len(range(pid, len(faces.keys), count)) - len(job.todo)
     if skipped:
         _console().print(f"resuming: {skipped} faces already done")
+    if args.cpu_devices is not None and jax.default_backend() != "cpu":
+        _console().print(f"note: --cpu-devices splits the CPU only; this host computes on {jax.default_backend()}")
     devices = jax.local_device_count()
     _console().print(f"{len(job.todo)} faces to edit on {devices} device{'s' if devices > 1 else ''}")
     with _progress(f"editing {args.attribute}") as progress:
@@ -366,9 +368,8 @@ def _use_cpu_devices(n: int) -> None:
     if n < 1:
         raise ValueError(f"--cpu-devices must be >= 1, got {n}")
     # Read when the CPU backend starts, i.e. before the first computation.
+    # Nothing here may start a backend: `edit --distributed` must initialise first.
     jax.config.update("jax_num_cpu_devices", n)
-    if jax.default_backend() != "cpu":
-        _console().print(f"note: --cpu-devices splits the CPU only; this host computes on {jax.default_backend()}")
 
 
 def main(argv=None) -> int:

@@ -131,7 +131,8 @@ def test_cli_help_lists_every_command(capsys):
 
 
 def test_two_processes_share_the_faces(world, tmp_path):
-    """jax.distributed with two local CPU processes: each edits its half, together all faces."""
+    """jax.distributed with two local CPU processes of two CPU devices each: each edits its half,
+    together all faces (and --cpu-devices must not start a backend before jax.distributed)."""
     import socket
     import subprocess
     import sys
@@ -141,7 +142,7 @@ def test_two_processes_share_the_faces(world, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     out = tmp_path / "multi"
-    cmd = lambda pid: [sys.executable, "-m", "stylejax.cli", "edit", "--checkpoint", str(ckpt),
+    cmd = lambda pid: [sys.executable, "-m", "stylejax.cli", "--cpu-devices", "2", "edit", "--checkpoint", str(ckpt),
                        "--directions", str(root / "dirs.npz"), "--attribute", "smile", "--seeds", "0-5",
                        "--mask", str(root / "mouth.png"), "--out", str(out), *EDIT, "--distributed",
                        "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)]
