@@ -313,7 +313,7 @@ def _set(tree, key, value):
 
 
 def add_arguments(ap) -> None:
-    """The classifier-training options, for `python -m stylejax.toyfaces.classifier` and the CLI."""
+    """The options of `stylejax toyfaces classifier`."""
     ap.add_argument("--out", required=True, help="classifier folder to write")
     ap.add_argument("--steps", type=int, default=ClassifierTraining.steps)
     ap.add_argument("--margin-weight", type=float, default=ClassifierTraining.margin_weight)
@@ -332,16 +332,3 @@ def run(args) -> None:
                   "date": time.strftime("%Y-%m-%d")}
     save_classifier(clf, args.out, provenance, force=args.force)
     print(f"saved {args.out}")
-
-
-def main(argv=None) -> None:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.classifier",
-                                 description="train the toy-face attribute classifier and save it")
-    add_arguments(ap)
-    run(ap.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -5,12 +5,11 @@ For every binary attribute, the classifier's positive rate on generated samples
 rendered training faces. Comparing classifier against classifier cancels the
 classifier's own bias; the ground-truth rate of the rendered faces is listed too.
 
-    python -m stylejax.toyfaces.quality            # the bundled model
+    stylejax toyfaces quality            # the bundled model
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import jax
@@ -108,7 +107,7 @@ def _top_correlations(names, generated: np.ndarray, rendered: np.ndarray, top: i
 
 
 def add_arguments(ap) -> None:
-    """The quality-gate options, for `python -m stylejax.toyfaces.quality` and the CLI."""
+    """The options of `stylejax toyfaces quality`."""
     ap.add_argument("--checkpoint", default=None, help="generator checkpoint (default: the bundled toyfaces)")
     ap.add_argument("--classifier", default=None, help="classifier folder (default: the bundled one)")
     ap.add_argument("--n", type=int, default=1000)
@@ -129,18 +128,3 @@ def run(args) -> QualityTable:
         raise QualityError("the quality gate failed: " + ", ".join(
             r.attribute for r in table.rows if r.gap > table.tolerance))
     return table
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.quality", description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    try:
-        run(ap.parse_args(argv))
-    except QualityError as e:
-        print(e)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

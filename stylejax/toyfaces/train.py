@@ -1,6 +1,6 @@
 """Train a StyleGAN2 on procedurally rendered toy faces, resumably.
 
-    python -m stylejax.toyfaces.train --out runs/toyfaces --minutes 60
+    stylejax toyfaces train --out runs/toyfaces --minutes 60
 
 Reals are rendered on the fly (infinite data). The run folder receives
 `log.txt`, `samples/` (reals.png and G_ema grids) and `checkpoints/`; a
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -169,7 +168,7 @@ def _log_window(log, window, progress: Progress, config: TrainConfig, now: float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The training options, for `python -m stylejax.toyfaces.train` and the stylejax CLI."""
+    """The options of `stylejax toyfaces train`."""
     default = TrainConfig()
     parser.add_argument("--out", required=True, help="run folder (log, samples, checkpoints); resumed if present")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of this call")
@@ -188,12 +187,3 @@ def run(args: argparse.Namespace) -> None:
     config = TrainConfig(seed=args.seed, batch=args.batch, r1_gamma=args.gamma, resolution=args.resolution)
     train(config, args.out, max_minutes=args.minutes, max_kimg=args.kimg,
           checkpoint_minutes=args.checkpoint_minutes, sample_minutes=args.sample_minutes)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.train", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    try:
-        run(parser.parse_args())
-    except KeyboardInterrupt:
-        sys.exit(130)
