@@ -1,6 +1,6 @@
 """Ship a trained run as the bundled toyfaces model (see stylejax.toyfaces.bundle).
 
-    python -m stylejax.toyfaces.export --run runs/toyfaces --classifier runs/classifier/v1 \\
+    stylejax toyfaces export --run runs/toyfaces --classifier runs/classifier/v1 \\
         --out stylejax/models/toyfaces --samples docs/toyfaces_samples.png
 
 The whole bundle is assembled in a temporary folder and renamed into place, so
@@ -9,7 +9,6 @@ an existing bundle is replaced only by a complete new one.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import time
@@ -31,21 +30,25 @@ RECIPE = (
 )
 
 
-def load_run(run_dir: str | Path):
-    """(Trainer, state, progress) of the newest checkpoint of a training run folder."""
+def load_run(run_dir: str | Path, name: str | None = None):
+    """(Trainer, state, progress) of checkpoint `name` (e.g. "ckpt-00009162") of a training
+    run folder; None: the newest."""
     root = Path(run_dir) / "checkpoints"
-    last = snapshot.latest(root)
-    if last is None:
-        raise FileNotFoundError(f"no training checkpoint under {root}")
-    trainer = Trainer(snapshot.read_config(last))
-    state, progress = snapshot.load(last, trainer)
+    kept = snapshot.list_checkpoints(root)
+    chosen = kept[-1] if kept and name is None else next((p for p in kept if p.name == name), None)
+    if chosen is None:
+        raise FileNotFoundError(f"no training checkpoint {name or ''} under {root} "
+                                f"(kept: {', '.join(p.name for p in kept) or 'none'})")
+    trainer = Trainer(snapshot.read_config(chosen))
+    state, progress = snapshot.load(chosen, trainer)
     return trainer, state, progress
 
 
 def export_bundle(run_dir: str | Path, classifier_dir: str | Path, out: str | Path,
-                  mask_faces: int = 2000, force: bool = False) -> Path:
-    """Write G_ema of the run's newest checkpoint, the classifier and the region masks into `out`."""
-    trainer, state, progress = load_run(run_dir)
+                  mask_faces: int = 2000, force: bool = False, checkpoint_name: str | None = None) -> Path:
+    """Write G_ema of a checkpoint of the run (default: the newest), the classifier and the
+    region masks into `out`."""
+    trainer, state, progress = load_run(run_dir, checkpoint_name)
     G = trainer.generator(state, ema=True)
     provenance = {
         "recipe": RECIPE,
@@ -74,8 +77,9 @@ def sample_sheet(G, path: str | Path, side: int = 8, scale: int = 2, seed: int =
 
 
 def add_arguments(ap) -> None:
-    """The export options, for `python -m stylejax.toyfaces.export` and the CLI."""
+    """The options of `stylejax toyfaces export`."""
     ap.add_argument("--run", required=True, help="training run folder")
+    ap.add_argument("--checkpoint", help="which of the run's checkpoints, e.g. ckpt-00009162 (default: the newest)")
     ap.add_argument("--classifier", required=True, help="classifier folder (stylejax.toyfaces.classifier)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--samples", help="also write a sample sheet PNG here")
@@ -83,18 +87,8 @@ def add_arguments(ap) -> None:
 
 
 def run(args) -> None:
-    out = export_bundle(args.run, args.classifier, args.out, force=args.force)
+    out = export_bundle(args.run, args.classifier, args.out, force=args.force, checkpoint_name=args.checkpoint)
     print(f"exported {out}")
     if args.samples:
         sample_sheet(checkpoint.load(out), args.samples)
         print(f"wrote {args.samples}")
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m stylejax.toyfaces.export", description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    run(ap.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()
