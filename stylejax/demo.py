@@ -116,9 +116,9 @@ def run(out: str | Path, world: World, cfg: EvalConfig, progress=None) -> list[d
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, results = evaluate(world.G, world.scorer, world.names, world.masks, cfg, progress)
+    # Small models' faces are enlarged to at least 128 px so that the edits can be seen.
+    factor = max(1, 128 // world.G.config.img_resolution)
     for attribute, res in results.items():
-        # Small models' faces are enlarged to at least 128 px so that the edits can be seen.
-        factor = max(1, 128 // world.G.config.img_resolution)
         save_png(out / f"grid_{attribute}.png", upscale(comparison_grid(res, world.masks[attribute]), factor))
     text = f"Model: {world.description}\n\n" + markdown_table(rows) + "\n"
     write_text(out / "metrics.md", text)

@@ -73,13 +73,13 @@ def evaluate_attribute(G, codes, labels, scorer, attribute: str, mask: np.ndarra
     score = lambda img: scorer(img)[:, column]
     fn, params = functional(G)
     sigma = jnp.asarray(d_s.std)
+    ds_n = s_translation(d_s.normal, sigma, cfg.alpha)  # [D], the same for every face
     results: dict[str, list[Result]] = {"z": [], "s": [], "intervention": []}
     for positions in even_batches(cfg.n_faces, cfg.batch):  # equal batches: one compiled step
         seeds = [min(p, cfg.n_faces - 1) for p in positions]  # padding repeats the last face
         z = jnp.asarray(z_from_seeds(seeds, G.config.z_dim))
         s = fn.styles(params, fn.mapping(params, z, psi=cfg.psi))
         ds_z = z_translation(fn, params, z, d_z.normal, cfg.alpha_z, psi=cfg.psi)
-        ds_n = s_translation(d_s.normal, sigma, cfg.alpha)
         common = dict(sigma=sigma, scorer=score)
         results["z"].append(translate((fn, params), s, ds_z, ds_n, mask, 0.0, **common))
         results["s"].append(translate((fn, params), s, ds_z, ds_n, mask, 1.0, **common))
