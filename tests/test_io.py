@@ -19,9 +19,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
-def test_written_files_get_the_umask_permissions(tmp_path):
-    write_json(tmp_path / "m.json", {"x": 1})
-    mask = os.umask(0)
-    os.umask(mask)
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_written_files_get_the_umask_permissions(tmp_path, mask, mode):
     # Not mkstemp's 0600: results are meant to be shared like any file the user creates.
-    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o666 & ~mask
+    old = os.umask(mask)
+    try:
+        write_json(tmp_path / "m.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == mode
