@@ -19,8 +19,12 @@ def normalize_2nd_moment(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def check_psi(psi) -> None:
-    """Reject a concrete psi outside PSI_RANGE (traced values pass unchecked)."""
-    if isinstance(psi, (int, float)) and not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
+    """Reject a concrete psi (Python, numpy or jax scalar) outside PSI_RANGE; traced values pass unchecked."""
+    try:
+        value = float(psi)
+    except TypeError:  # a tracer (jax's ConcretizationTypeError is a TypeError)
+        return
+    if not PSI_RANGE[0] <= value <= PSI_RANGE[1]:
         raise ValueError(f"truncation psi must lie in {list(PSI_RANGE)}, got {psi}")
 
 

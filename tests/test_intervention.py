@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import pytest
 
 from parity import load
@@ -209,6 +210,8 @@ def test_translations_reject_psi_out_of_range(setup):
         z_translation(fn, params, z, jnp.ones(G.config.z_dim), 1.0, psi=7.0)
     with pytest.raises(ValueError, match="psi"):
         w_translation(fn, params, G.mapping(z), jnp.ones(G.config.w_dim), 1.0, psi=-9.0)
+    with pytest.raises(ValueError, match="psi"):  # numpy scalars are numbers too
+        z_translation(fn, params, z, jnp.ones(G.config.z_dim), 1.0, psi=np.float32(7.0))
 
 
 @pytest.mark.parametrize("n, batch", [(1, 16), (16, 16), (17, 16), (100, 64), (255, 64), (7, 3)])
@@ -222,5 +225,16 @@ def test_even_batches_cover_every_position_once_in_equal_batches(n, batch):
 
 
 def test_init_carry_accepts_numpy():
-    carry = init_carry(optax.adam(0.1), np.zeros((2, 3), np.float32))
-    assert carry.lam.shape == carry.last_good.shape == (2, 3) and carry.flagged.shape == (2,)
+    lam0 = np.arange(6, dtype=np.float32).reshape(2, 3)
+    carry = init_carry(optax.adam(0.1), lam0)
+    np.testing.assert_array_equal(carry.lam, lam0)
+    np.testing.assert_array_equal(carry.last_good, lam0)
+    assert carry.flagged.tolist() == [False, False]
+
+
+def test_init_carry_places_every_leaf_on_the_face_axis():
+    mesh = Mesh(np.array(jax.devices()[:1]), ("faces",))
+    lam0 = jax.device_put(jnp.ones((2, 3)), NamedSharding(mesh, PartitionSpec("faces", None)))
+    carry = init_carry(optax.adam(0.1), lam0)
+    for leaf in jax.tree.leaves(carry):  # lam, Adam's count, mu, nu, last_good, flagged
+        assert isinstance(leaf.sharding, NamedSharding) and leaf.sharding.spec[0] == "faces", leaf.sharding
