@@ -40,6 +40,7 @@ def test_uneven_face_count_compiles_one_step_and_returns_every_face():
     from fixture_paths import fixture_dir
     from stylejax.generator import functional
     from stylejax.intervention import compiled_step
+    from stylejax.latents import z_from_seeds
 
     G = load(lambda rel: fixture_dir(rel), "tiny")[0]
     mask = np.zeros((32, 32), np.float32)
@@ -48,7 +49,11 @@ def test_uneven_face_count_compiles_one_step_and_returns_every_face():
     icfg = InterventionConfig(steps=3, w_reg=0.02)  # a config no other test compiles
     cfg = EvalConfig(n_codes=500, n_faces=7, batch=4, fit=FitConfig(ratio=0.1, sparsity=0.05), intervention=icfg)
     _, results = evaluate(G, scorer, ["red"], {"red": mask}, cfg)
-    for r in results["red"].values():
+    fn, params = functional(G)
+    z = jnp.asarray(z_from_seeds(list(range(7)), G.config.z_dim))
+    faces = fn.render(params, fn.styles(params, fn.mapping(params, z, psi=cfg.psi)), noise_mode="const")
+    for r in results["red"].values():  # seeds 0-6 in order, the padding face dropped
+        np.testing.assert_allclose(r.original, faces, atol=1e-5)
         assert r.images.shape == (7, 32, 32, 3) and r.flagged.shape == (7,)
         assert all(v.shape == (7,) for v in r.metrics.values())
     assert results["red"]["intervention"].loss_history.shape == (3, 7)  # [steps, faces]

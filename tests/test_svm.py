@@ -111,7 +111,7 @@ def _dual_optimum64(x, y, C):
 
     res = minimize(negative_dual, np.zeros(len(y)), jac=True, method="L-BFGS-B",
                    bounds=[(0.0, None)] * len(y), options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})
-    assert res.success, res.message  # a reference that stopped early would make the gap check vacuous
+    assert res.success, res.message  # stopped early, it would understate the optimum: a spurious failure
     return -res.fun
 
 
@@ -122,7 +122,7 @@ def test_dual_solver_optimality():
     design = svm.prepare_design(codes, sel, mu, sd)
     grid = (1e-3, 1e-1, 10.0)  # up to a large C: hard-margin-like, the slowest for coordinate descent
     lanes = _fit_dense(design.train, jnp.broadcast_to(jnp.asarray(grid), (2, 3)),
-                           design.mean, design.std, 1e-3, 100, 1000, 1000)
+                       design.mean, design.std, 1e-3, 100, 1000, 1000)
     assert np.all(np.asarray(lanes.converged)) and np.all(np.asarray(lanes.cg_iterations) == 0)
     assert np.all(np.asarray(lanes.gap) <= 1e-6)  # tol^2
     xh = np.c_[(codes - mu) / sd, np.ones(len(codes))].astype(np.float64)

@@ -37,7 +37,7 @@ def test_bundled_region_masks():
 
 
 def test_evaluation_on_the_bundle_small(tmp_path):
-    """`stylejax evaluate` end to end on the shipped model, at a CI-sized N."""
+    """The evaluation behind `stylejax evaluate` (demo.run, as the CLI calls it) on the shipped model, at a CI-sized N."""
     from stylejax.demo import run, toyfaces_world
     from stylejax.evaluation import EvalConfig
     from stylejax.intervention import InterventionConfig

@@ -23,6 +23,8 @@ def test_scores_every_attribute():
     assert logits.shape == (6, len(BINARY_ATTRIBUTES)) and logits.dtype == jnp.float32
     fn, params = functional(clf)
     np.testing.assert_allclose(jax.jit(fn)(params, images), logits, rtol=1e-5, atol=1e-6)
+    halved = jax.tree.map(lambda a: 0.5 * a, params)  # the pure function reads the params it is given
+    assert float(jnp.max(jnp.abs(jax.jit(fn)(halved, images) - logits))) > 1e-3
     assert clf.predict(images).dtype == bool
     with pytest.raises(ValueError, match="images must have shape"):
         clf.score(np.zeros((2, 32, 32, 3), np.float32))
@@ -67,6 +69,8 @@ def test_blur_levels_stay_between_whole_passes(max_blur):
         resid = jnp.max(jnp.abs(d - t[:, None, None, None] * e), axis=(1, 2, 3))
         on_segment.append((resid < 1e-5) & (t >= -1e-6) & (t <= 1 + 1e-6))
     assert bool(jnp.all(jnp.any(jnp.stack(on_segment), axis=0)))
+    if max_blur == 2:  # and the second pass is reached: some images lie beyond the first segment
+        assert bool(jnp.any(on_segment[1] & ~on_segment[0]))
 
 
 def test_train_save_load_round_trip(tmp_path):

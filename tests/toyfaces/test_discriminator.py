@@ -54,6 +54,10 @@ def test_fir_downsampling():
     assert blur(x, pad=2).shape == (2, 9, 9, 3)
     w = jax.random.normal(jax.random.key(0), (3, 3, 3, 5))
     assert conv2d(x, w, None, down=2).shape == (2, 4, 4, 5)
+    # The fused down-sampling conv is the conv followed by the FIR down-sampling (away from the borders).
+    r = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
+    np.testing.assert_allclose(conv2d(r, w, None, down=2)[:, 1:-1, 1:-1],
+                               downsample_2x(conv2d(r, w, None))[:, 1:-1, 1:-1], atol=1e-5)
     assert conv2d(x, w[:1, :1], None, down=2).shape == (2, 4, 4, 5)
     # A 2-pixel checkerboard is (almost) removed: the filter is a low-pass.
     checker = jnp.asarray(np.indices((8, 8)).sum(0) % 2, jnp.float32)[None, :, :, None]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from stylejax.toyfaces.attributes import BINARY_ATTRIBUTES
+from stylejax.toyfaces.attributes import BINARY_ATTRIBUTES, binary_labels, sample_attributes
 from stylejax.toyfaces.classifier import Classifier, ClassifierConfig
 from stylejax.toyfaces.quality import QualityRow, QualityTable, quality_table
 from stylejax.toyfaces.training import Trainer
@@ -18,18 +18,23 @@ def test_quality_table_mechanics():
     clf = Classifier(ClassifierConfig(resolution=16, channels=(4, 8), hidden=8), rngs=nnx.Rngs(0))
     table = quality_table(G, clf, n=40, batch=20)
     assert [r.attribute for r in table.rows] == list(BINARY_ATTRIBUTES)
+    # The truth column is the renderer's own label rate for the faces it drew (seed 0).
+    truth = binary_labels(sample_attributes(np.random.default_rng([0, 3]), 40)).mean(0)
+    np.testing.assert_allclose([r.truth for r in table.rows], truth)
     for r in table.rows:
-        assert 0 <= r.generated <= 1 and 0 <= r.rendered <= 1 and 0 <= r.truth <= 1
+        assert r.gap == pytest.approx(abs(r.generated - r.rendered))
     text = table.format()
     assert "smile" in text and ("PASS" if table.passed else "FAIL") in text
+    assert len(table.correlations) == 3 and text.count(" ~ ") == 3
     with pytest.raises(ValueError, match="resolution"):
         quality_table(G, Classifier(ClassifierConfig(resolution=32), rngs=nnx.Rngs(0)), n=4)
 
 
 def test_gate_tolerance():
-    rows = (QualityRow("smile", 0.60, 0.50, 0.5), QualityRow("eyeglasses", 0.40, 0.50, 0.5))
+    """Generated against rendered (not the true rate), with the 0.15 tolerance."""
+    rows = (QualityRow("smile", 0.64, 0.50, 0.40), QualityRow("eyeglasses", 0.36, 0.50, 0.60))  # gaps 0.14
     assert QualityTable(rows, 100, 1.0).passed
-    assert not QualityTable(rows + (QualityRow("background", 0.20, 0.50, 0.5),), 100, 1.0).passed
+    assert not QualityTable(rows + (QualityRow("background", 0.66, 0.50, 0.66),), 100, 1.0).passed  # 0.16
 
 
 def test_cli_reports_a_missing_model_in_one_line(tmp_path, capsys):

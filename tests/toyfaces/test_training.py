@@ -70,6 +70,23 @@ def test_lazy_regularisation_correction(trainer):
     np.testing.assert_allclose(upd_g["w"], -TINY.lr, rtol=1e-5)
     np.testing.assert_allclose(upd_d["w"], -TINY.lr * c, rtol=1e-5)
 
+    # beta2 shows from the second step on: gradients 1 then 3, by hand (beta1 0, so mu = g).
+    def second_step(opt):
+        state = opt.init(grads)
+        with jax.numpy_dtype_promotion("standard"):
+            _, state = opt.update(grads, state)
+            upd, _ = opt.update({"w": 3 * jnp.ones(3)}, state)
+        return upd["w"]
+
+    def by_hand(lr, b2):
+        nu = b2 * (1 - b2) * 1.0 + (1 - b2) * 9.0
+        return -lr * 3.0 / (np.sqrt(nu / (1 - b2**2)) + 1e-8)
+
+    np.testing.assert_allclose(second_step(trainer.opt_G), by_hand(TINY.lr, TINY.beta2), rtol=1e-5)
+    np.testing.assert_allclose(second_step(trainer.opt_D), by_hand(TINY.lr * c, TINY.beta2**c), rtol=1e-5)
+    # The two betas are told apart: their steps differ by 67x the tolerance above.
+    assert abs(by_hand(1.0, TINY.beta2**c) / by_hand(1.0, TINY.beta2) - 1) > 10 * 1e-5
+
 
 def test_ema_beta_ramps_up():
     cfg = TrainConfig(batch=32, ema_kimg=10, ema_rampup=0.05)
