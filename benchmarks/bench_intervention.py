@@ -60,18 +60,28 @@ def timed(f, *args):
     return time.perf_counter() - t0, out
 
 
-def loop_time(step, carry, args, steps):
-    """Best wall time of `steps` steps from `carry`, over REPEATS runs (compiled beforehand)."""
-    jax.block_until_ready(step(carry, *args))
-    best = float("inf")
+def best_of(run) -> tuple[float, float]:
+    """(wall s, cores busy) of the fastest of REPEATS calls of run(); cores busy = CPU time / wall."""
+    best = (float("inf"), 0.0)
     for _ in range(REPEATS):
-        t0 = time.perf_counter()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        run()
+        wall = time.perf_counter() - t0
+        best = min(best, (wall, (time.process_time() - cpu0) / wall))
+    return best
+
+
+def loop_time(step, carry, args, steps) -> tuple[float, float]:
+    """best_of `steps` steps from `carry` (compiled beforehand)."""
+    jax.block_until_ready(step(carry, *args))
+
+    def run():
         c = carry
         for _ in range(steps):
             c, _ = step(c, *args)
         jax.block_until_ready(c)
-        best = min(best, time.perf_counter() - t0)
-    return best
+
+    return best_of(run)
 
 
 def step_gflop(step, carry, args) -> float:
@@ -92,36 +102,37 @@ def throughput(config_name, batches, steps, per_face_faces, scan=True):
     for b in batches:
         faces = make_faces(fn, params, cfg, b)
         lam0 = jnp.zeros((b, space.dim))
-        row = lambda mode, t, **kw: {"shapes": config_name, "mode": mode, "batch": b, "fs_per_s": b * steps / t, **kw}
+        row = lambda mode, t, cores=None, **kw: {"shapes": config_name, "mode": mode, "batch": b,
+                                                 "fs_per_s": b * steps / t, "cores": cores, **kw}
         if scan:
             run = compiled_optimise(fn, icfg)
             t_first, _ = timed(run, params, faces, sigma, layer_ids, lam0)
             t, _ = timed(run, params, faces, sigma, layer_ids, lam0)
             rows.append(row("batched, lax.scan", t, compile_s=t_first - t))
-        t = loop_time(step, init_carry(icfg.transform(), lam0), (params, faces, sigma, layer_ids), steps)
-        rows.append(row("batched, Python loop, 1 device", t))
+        t, cores = loop_time(step, init_carry(icfg.transform(), lam0), (params, faces, sigma, layer_ids), steps)
+        rows.append(row("batched, Python loop, 1 device", t, cores))
         if mesh is not None and b > 1:
             sharded_faces, sharded_lam0 = shard_faces(mesh, faces, lam0)
             args = (replicate(mesh, params), sharded_faces, *replicate(mesh, (sigma, layer_ids)))
-            t = loop_time(step, init_carry(icfg.transform(), sharded_lam0), args, steps)
-            rows.append(row(f"batched, Python loop, sharded over {mesh.devices.size} devices", t))
+            t, cores = loop_time(step, init_carry(icfg.transform(), sharded_lam0), args, steps)
+            rows.append(row(f"batched, Python loop, sharded over {mesh.devices.size} devices", t, cores))
     if per_face_faces:
         faces = make_faces(fn, params, cfg, per_face_faces)
         one = lambda i: jax.tree.map(lambda a: a[i : i + 1], faces)
         carry0 = init_carry(icfg.transform(), jnp.zeros((1, space.dim)))
         gflop = step_gflop(step, carry0, (params, one(0), sigma, layer_ids))
         jax.block_until_ready(step(carry0, params, one(0), sigma, layer_ids))  # compile
-        best = float("inf")
-        for _ in range(REPEATS):
-            t0 = time.perf_counter()
+
+        def per_face():
             for i in range(per_face_faces):
                 carry, face = carry0, one(i)
                 for _ in range(steps):
                     carry, _ = step(carry, params, face, sigma, layer_ids)
                 jax.block_until_ready(carry)
-            best = min(best, time.perf_counter() - t0)
+
+        t, cores = best_of(per_face)
         rows.append({"shapes": config_name, "mode": "per-face Python loop (baseline)", "batch": per_face_faces,
-                     "fs_per_s": per_face_faces * steps / best})
+                     "fs_per_s": per_face_faces * steps / t, "cores": cores})
         for r in rows:  # every mode does the same work per face-step
             r["gflops"] = r["fs_per_s"] * gflop
     return rows
@@ -182,7 +193,8 @@ def print_throughput(quick: bool) -> None:
         rows += ffhq_throughput()
     print(table(rows, [("shapes", "shapes"), ("mode", "mode"), ("batch", "faces"),
                        ("fs_per_s", "faces x steps / s"), ("vs_loop", "vs per-face loop"),
-                       ("gflops", "GFLOP/s"), ("of_peak", "% of matmul peak"), ("compile_s", "compile s")]))
+                       ("gflops", "GFLOP/s"), ("of_peak", "% of matmul peak"), ("cores", "cores busy"),
+                       ("compile_s", "compile s")]))
 
 
 if __name__ == "__main__":

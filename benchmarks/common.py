@@ -77,7 +77,8 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     for r in rows:
         cells = []
         for k, _ in columns:
-            v = r.get(k, "")
+            v = r.get(k)
+            v = "" if v is None else v
             if isinstance(v, float):
                 cells.append(f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
             else:
