@@ -7,7 +7,7 @@ lam = 0 is the realistic but entangled Z (or W) translation, lam = 1 the sparse
 S translation. All faces of a batch are optimised together: the loss of one
 face is vmapped over the batch with the generator parameters shared, and
 one jitted step updates every face. By default a Python loop drives that
-step: on the 2-core CPU it ran 2.7-2.9x faster than the same steps under
+step: on the 2-core CPU it ran 2.5-2.9x faster than the same steps under
 `lax.scan` (benchmarks/bench_intervention.py), whose while-loop body XLA's
 CPU backend executes less efficiently; `loop="scan"` selects the single-program
 variant.
